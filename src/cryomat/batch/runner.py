@@ -73,6 +73,11 @@ def _prepare_job_dir(job_dir: Path, pipeline: Pipeline, resume: bool) -> None:
         # the pipeline changed: allowed (changed steps rerun because their parameter hash changed)
         pass
     job_dir.mkdir(parents=True, exist_ok=True)
+    if resume:  # leftovers of tasks killed mid-write: never complete, safe to remove
+        import shutil
+
+        for tmp in list(job_dir.glob("files/*/.*.tmp-*")) + list(job_dir.glob("files/*/.*.old-*")):
+            shutil.rmtree(tmp, ignore_errors=True)
     for marker in ("SUCCESS", "FAILURE"):
         (job_dir / marker).unlink(missing_ok=True)
     write_text(params, pipeline.text)
