@@ -1,0 +1,244 @@
+"""Classical, dose-aware instance segmentation of particles in low-dose images.
+
+Pipeline (:func:`segment_classical`):
+
+1. Relative contrast: the image is divided by a smooth support background (estimated with the
+   particles masked out, twice) so that particles read as a positive contrast ``y``
+   (polarity ``auto`` from the sign of the skewness: dark in bright field, bright in HAADF).
+2. Noise: per-pixel noise ``s`` from the Poisson expectation when the dose is known
+   (``1/sqrt(counts per pixel)``), else from the median absolute deviation of a high-pass.
+3. Detection: a Gaussian of width ``sigma_d`` chosen from ``s`` (dose-aware: more smoothing
+   at lower dose) and hysteresis thresholding at ``k_high``/``k_low`` times the smoothed noise.
+4. Boundary refinement per object: the threshold is placed at ``edge_fraction`` of the
+   object's own contrast on a lighter Gaussian (the lightest one whose noise is small against
+   that contrast), so faint plates and strong cubes both get their true edge.
+5. Instances: connected components; ``split_touching=True`` splits necks with a
+   distance-transform watershed whose markers are merged unless the neck is narrower than
+   ``neck_ratio`` of the thinner side (fused aggregates, thick necks, stay one object).
+
+References
+----------
+Canny, A computational approach to edge detection (hysteresis), IEEE PAMI 8, 679 (1986),
+doi:10.1109/TPAMI.1986.4767851; Anscombe, Biometrika 35, 246 (1948), doi:10.1093/biomet/35.3-4.246;
+Beucher & Meyer, The morphological approach to segmentation: the watershed transformation (1993),
+doi:10.1201/9781482277234-12; Vincent & Soille (1991), doi:10.1109/34.87344.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def _robust_noise(y: np.ndarray) -> float:
+    """Per-pixel noise std from the MAD of a 4-neighbour Laplacian-like high-pass."""
+    hp = y[1:-1, 1:-1] - 0.25 * (y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:])
+    mad = np.median(np.abs(hp - np.median(hp)))
+    return float(1.4826 * mad / np.sqrt(1.25))
+
+
+def _gauss_noise_factor(sigma: float) -> float:
+    """Std of white noise (unit variance) after a 2D Gaussian of ``sigma`` px."""
+    if sigma <= 0:
+        return 1.0
+    return 1.0 / (2.0 * np.sqrt(np.pi) * sigma)
+
+
+def _background(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
+    """Smooth support level by normalised convolution with the objects masked out."""
+    w = np.ones_like(x) if mask is None else (~mask).astype(x.dtype)
+    small = max(1, int(scale // 4))
+    xs, ws = (x * w)[::small, ::small], w[::small, ::small]
+    s = scale / small
+    num = ndi.gaussian_filter(xs, s, mode="reflect")
+    den = ndi.gaussian_filter(ws, s, mode="reflect")
+    bg = num / np.maximum(den, 1e-3)
+    fill = np.median(x[w > 0]) if np.any(w > 0) else np.median(x)
+    bg = np.where(den > 1e-3, bg, fill)
+    zoom = (x.shape[0] / bg.shape[0], x.shape[1] / bg.shape[1])
+    out = ndi.zoom(bg, zoom, order=1, grid_mode=True, mode="nearest")
+    return out[: x.shape[0], : x.shape[1]]
+
+
+def relative_contrast(image, *, polarity: str = "auto", mask=None, background_px: float = 64.0):
+    """``(y, polarity)``: particle contrast relative to the support (positive on particles)."""
+    x = np.asarray(image, dtype=np.float64)
+    bg = _background(x, mask, background_px)
+    bg = np.where(np.abs(bg) < 1e-12, 1e-12, bg)
+    y = x / bg - 1.0 if np.median(bg) > 0 else x - bg
+    if polarity == "auto":
+        ys = ndi.gaussian_filter(y, 2.0)
+        m, sd = ys.mean(), ys.std() + 1e-12
+        skew = float(np.mean(((ys - m) / sd) ** 3))
+        polarity = "dark" if skew < 0 else "bright"
+    if polarity not in ("dark", "bright"):
+        raise ValueError(f"polarity must be 'auto', 'dark' or 'bright', got {polarity!r}")
+    return (-y if polarity == "dark" else y), polarity
+
+
+def _split_necks(mask: np.ndarray, neck_ratio: float, min_marker_px: float) -> np.ndarray:
+    """Distance-transform watershed of a binary mask; regions merge back unless the saddle of the
+    distance map between them is below ``neck_ratio`` x the smaller of their two peak distances."""
+    from skimage.segmentation import watershed
+    from skimage.morphology import h_maxima
+
+    dist = ndi.distance_transform_edt(mask)
+    h = max(1.0, min_marker_px)
+    peaks = h_maxima(ndi.gaussian_filter(dist, 1.0), h)
+    markers, n = ndi.label(peaks & mask)
+    if n <= 1:
+        return ndi.label(mask)[0]
+    lab = watershed(-dist, markers, mask=mask)
+    peak = ndi.maximum(dist, lab, index=np.arange(n + 1))
+    # saddle between every pair of touching regions: max over boundary pixels of min dist
+    parent = list(range(n + 1))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    saddles: dict = {}
+    for axis in (0, 1):
+        a = lab.take(np.arange(lab.shape[axis] - 1), axis=axis)
+        b = lab.take(np.arange(1, lab.shape[axis]), axis=axis)
+        da = dist.take(np.arange(dist.shape[axis] - 1), axis=axis)
+        db = dist.take(np.arange(1, dist.shape[axis]), axis=axis)
+        sel = (a != b) & (a > 0) & (b > 0)
+        pa, pb, d = a[sel], b[sel], np.minimum(da[sel], db[sel])
+        for i, j, v in zip(np.minimum(pa, pb), np.maximum(pa, pb), d):
+            if v > saddles.get((i, j), -1):
+                saddles[(i, j)] = v
+    for (i, j), s in sorted(saddles.items(), key=lambda kv: -kv[1]):
+        if s >= neck_ratio * min(peak[i], peak[j]):
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    remap = np.array([find(k) for k in range(n + 1)])
+    out = remap[lab]
+    return ndi.label(out > 0)[0] * 0 + _relabel(out)
+
+
+def _relabel(lab: np.ndarray) -> np.ndarray:
+    u, inv = np.unique(lab, return_inverse=True)
+    inv = inv.reshape(lab.shape)
+    if u[0] != 0:
+        inv = inv + 1
+    return inv.astype(np.int32)
+
+
+def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None = None,
+                      min_size_nm: float | None = None, split_touching: bool = False,
+                      polarity: str = "auto", k_high: float = 6.0, k_low: float = 3.0,
+                      edge_fraction: float = 0.35, neck_ratio: float = 0.55,
+                      detect_noise: float = 0.012, return_details: bool = False):
+    """Instance labels (int32, 0 = background) from one image; see the module docstring.
+
+    Parameters
+    ----------
+    image : (rows, cols) array, counts (when ``dose_e_per_A2`` is given) or any intensity.
+    pixel_size : A per pixel.
+    dose_e_per_A2 : fluence (e/A^2) of the image; sets the Poisson noise model. None: noise
+        estimated from the image.
+    min_size_nm : smallest equivalent diameter kept (nm); default 1.5 x the detection blur.
+    split_touching : split touching particles at narrow necks (aggregates with thick necks
+        stay whole); False keeps every connected object.
+    polarity : ``"auto"``, ``"dark"`` (bright field) or ``"bright"`` (HAADF).
+    k_high, k_low : hysteresis thresholds in units of the smoothed noise std.
+    edge_fraction : boundary level as a fraction of each object's median contrast.
+    neck_ratio : split when saddle distance < ``neck_ratio`` x the thinner side's radius.
+    detect_noise : target relative noise std after detection smoothing (sets sigma_d).
+    """
+    x = np.asarray(image, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"image must be 2D, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        x = np.where(np.isfinite(x), x, np.nanmedian(x))
+    px = float(pixel_size)
+    if not np.isfinite(px) or px <= 0:
+        raise ValueError(f"pixel_size must be a positive number of Angstrom, got {pixel_size!r}")
+    if dose_e_per_A2 is not None and not (np.isfinite(dose_e_per_A2) and dose_e_per_A2 > 0):
+        raise ValueError(f"dose_e_per_A2 must be positive, got {dose_e_per_A2!r}")
+    if np.ptp(x) == 0:
+        return np.zeros(x.shape, np.int32)
+    y, pol = relative_contrast(x, polarity=polarity)
+    s = _robust_noise(y)
+    if dose_e_per_A2 is not None:
+        s_pois = 1.0 / np.sqrt(max(dose_e_per_A2 * px * px * max(np.median(x) / (dose_e_per_A2 * px * px), 1e-6), 1e-6))
+        s = max(s, s_pois) if np.isfinite(s_pois) else s
+    s = max(s, 1e-6)
+    sig_d = float(np.clip(s * _gauss_noise_factor(1.0) / detect_noise, 1.0, 10.0))
+    yd = ndi.gaussian_filter(y, sig_d)
+    nd = s * _gauss_noise_factor(sig_d)
+    fg = yd > k_low * nd
+    seeds = yd > k_high * nd
+    lab0, n0 = ndi.label(fg)
+    keep = np.zeros(n0 + 1, bool)
+    keep[np.unique(lab0[seeds])] = True
+    keep[0] = False
+    fg = keep[lab0]
+    # second background pass with the objects masked
+    y, _ = relative_contrast(x, polarity=pol, mask=ndi.binary_dilation(fg, iterations=int(2 * sig_d) + 1))
+    yd = ndi.gaussian_filter(y, sig_d)
+    fg = yd > k_low * nd
+    seeds = yd > k_high * nd
+    lab0, n0 = ndi.label(fg)
+    keep = np.zeros(n0 + 1, bool)
+    keep[np.unique(lab0[seeds])] = True
+    keep[0] = False
+    lab0 = np.where(keep[lab0], lab0, 0)
+    refined = _refine(y, lab0, s, sig_d, edge_fraction)
+    refined = ndi.binary_fill_holes(refined)
+    refined = ndi.binary_opening(refined, iterations=1)
+    if split_touching:
+        labels = _split_necks(refined, neck_ratio, min_marker_px=1.0)
+    else:
+        labels = ndi.label(refined)[0].astype(np.int32)
+    d_min = (min_size_nm * 10.0 / px) if min_size_nm is not None else 1.5 * sig_d
+    area_min = np.pi * (d_min / 2) ** 2
+    areas = np.bincount(labels.ravel())
+    small = areas < area_min
+    small[0] = False
+    labels[small[labels]] = 0
+    labels = _relabel(labels)
+    if return_details:
+        return labels, {"polarity": pol, "noise_rel": s, "sigma_detect_px": sig_d}
+    return labels
+
+
+def _refine(y: np.ndarray, lab0: np.ndarray, s: float, sig_d: float, edge_fraction: float) -> np.ndarray:
+    """Per-object boundary at ``edge_fraction`` of the object's contrast, on the lightest
+    Gaussian whose noise is below a tenth of that contrast."""
+    out = np.zeros(y.shape, bool)
+    n = int(lab0.max())
+    if n == 0:
+        return out
+    smoothed = {}
+    grow = int(np.ceil(2 * sig_d)) + 2
+    for i, sl in enumerate(ndi.find_objects(lab0)):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(a.start - grow, 0), min(a.stop + grow, dim)) for a, dim in zip(sl, y.shape))
+        region = lab0[sl] == i + 1
+        contrast = float(np.median(ndi.gaussian_filter(y[sl], sig_d)[region]))
+        if contrast <= 0:
+            continue
+        sig = SIGMAS_PX[-1]
+        for cand in SIGMAS_PX:
+            if s * _gauss_noise_factor(cand) <= contrast / 10.0:
+                sig = cand
+                break
+        sig = max(sig, 1.0)
+        if sig not in smoothed:
+            smoothed[sig] = ndi.gaussian_filter(y, sig)
+        ys = smoothed[sig][sl]
+        zone = ndi.binary_dilation(region, iterations=grow)
+        m = (ys > edge_fraction * contrast) & zone
+        ml, _ = ndi.label(m)
+        ids = np.unique(ml[region & m])
+        ids = ids[ids > 0]
+        out[sl] |= np.isin(ml, ids)
+    return out
