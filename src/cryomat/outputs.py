@@ -107,6 +107,14 @@ class OutputDir:
             raise InputError(f"cannot create the output folder ({exc.strerror})", path=p) from exc
         if not os.access(p, os.W_OK):
             raise InputError("the output folder is not writable", path=p)
+        try:  # a real probe: os.access says yes to root even on a read-only file system
+            import tempfile
+
+            fd, probe = tempfile.mkstemp(prefix=".cryomat-probe-", dir=p)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise InputError(f"the output folder is not writable ({exc.strerror})", path=p) from exc
 
     def file(self, name: str) -> Path:
         """Path of ``name`` inside the folder, refused if it is one of the inputs."""

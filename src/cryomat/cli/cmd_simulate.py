@@ -28,13 +28,20 @@ def run(args) -> int:
     from cryomat.progress import status
     from cryomat.simulate.registry import all_kinds, simulate
 
+    from cryomat.simulate.registry import broken_modules
+
     kinds = all_kinds()
     if args.list or not args.kind:
         for name, k in kinds.items():
             print(f"{name}: {k.help}")
             for pname, default in k.parameters.items():
                 print(f"    {pname} = {default!r}")
+        for mod, why in broken_modules().items():
+            print(f"(module {mod} could not be loaded: {why})")
         return 0
+    if args.kind not in kinds:
+        raise ValueError(f"unknown simulator kind {args.kind!r}; known kinds: {', '.join(kinds)} "
+                         "(cryomat simulate --list shows their parameters)")
     if not args.out:
         raise ValueError("--out DIR is required")
     params = {}

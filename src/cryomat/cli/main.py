@@ -63,12 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
         return int(rc or 0)
-    except (CryomatError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (CryomatError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            FileExistsError, PermissionError) as exc:
         if debug:
             raise
         msg = str(exc) or type(exc).__name__
         if isinstance(exc, OSError) and getattr(exc, "filename", None):
             msg = f"{exc.filename}: {exc.strerror}"
+        msg = " ".join(msg.split())  # one line, whatever the library wrote
         print(f"cryomat {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -41,8 +41,12 @@ def write_mrc(path: str | os.PathLike, data, *, pixel_size: float | None = None,
     return Path(path)
 
 
-def write_tiff(path: str | os.PathLike, data, *, pixel_size: float | None = None) -> Path:
-    """Write ``data`` as (ImageJ-style) TIFF with the pixel size stored as resolution in A."""
+def write_tiff(path: str | os.PathLike, data, *, pixel_size: float | None = None, volume: bool = False) -> Path:
+    """Write ``data`` as (ImageJ-style) TIFF with the pixel size stored as resolution in A.
+
+    ``volume=True`` marks a 3D array as a volume (ImageJ z ``spacing`` = pixel size), so that
+    :func:`cryomat.io.read` gives it back with axes (plane, row, col).
+    """
     import tifffile
 
     arr = np.asarray(data)
@@ -54,6 +58,8 @@ def write_tiff(path: str | os.PathLike, data, *, pixel_size: float | None = None
     if pixel_size is not None:
         kwargs["resolution"] = (1.0 / float(pixel_size), 1.0 / float(pixel_size))
         kwargs["metadata"] = {"unit": "angstrom", "axes": "ZYX" if arr.ndim == 3 else "YX"}
+        if volume and arr.ndim == 3:
+            kwargs["metadata"]["spacing"] = float(pixel_size)
     imagej = arr.dtype in (np.uint8, np.uint16, np.float32, np.int16) and arr.ndim in (2, 3)
     with atomic_path(path) as tmp:
         if imagej:
@@ -89,15 +95,20 @@ def write_png(path: str | os.PathLike, image, *, percentiles=(0.5, 99.5)) -> Pat
     return Path(path)
 
 
-def write(path: str | os.PathLike, data, *, pixel_size: float | None = None) -> Path:
-    """Write by extension: .mrc/.mrcs/.st/.rec, .tif/.tiff, .png, .npy."""
+def write(path: str | os.PathLike, data, *, pixel_size: float | None = None, volume: bool | None = None) -> Path:
+    """Write by extension: .mrc/.mrcs/.st/.rec, .tif/.tiff, .png, .npy.
+
+    ``volume`` marks a 3D array as a volume rather than a stack (default: by extension,
+    .rec/.map are volumes).
+    """
     from cryomat.errors import InputError
 
     ext = Path(path).suffix.lower()
     if ext in {".mrc", ".mrcs", ".st", ".rec", ".map", ".ali"}:
-        return write_mrc(path, data, pixel_size=pixel_size, volume=ext in {".rec", ".map"})
+        vol = (ext in {".rec", ".map"}) if volume is None else (bool(volume) and ext not in {".mrcs", ".st", ".ali"})
+        return write_mrc(path, data, pixel_size=pixel_size, volume=vol)
     if ext in {".tif", ".tiff"}:
-        return write_tiff(path, data, pixel_size=pixel_size)
+        return write_tiff(path, data, pixel_size=pixel_size, volume=bool(volume))
     if ext == ".png":
         return write_png(path, data)
     if ext == ".npy":
