@@ -1,0 +1,268 @@
+"""Global drift estimation: leave-one-out alignment of low-dose frames (and the result record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.fft as sfft
+
+from cryomat.registration.ccf import Spectra, ccf_peak, choose_bfactor, make_spectra, norm, with_bfactor
+from cryomat.registration.smooth import smooth_trajectory
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Per-frame drift of a movie or frame series.
+
+    Attributes
+    ----------
+    shifts_px : (n, 2) float, displacement (row, col) of each frame's content relative to frame 0,
+        in pixels, after smoothing. The aligned sum moves frame ``f`` by ``-shifts_px[f]``.
+    raw_shifts_px : (n, 2) float, the measured shifts before smoothing (same origin).
+    ccf_peak : (n,) float, normalised CCF peak of each frame against its reference (0..1).
+    mode : ``"reference"`` (leave-one-out) or ``"all-pairs"``.
+    iterations : int, leave-one-out iterations run (or robust re-weighting rounds).
+    converged : bool, whether the last update was below the tolerance.
+    lattice_period_px : float or None, shortest lattice period found (sets the jump guard).
+    smoothing : float, Whittaker smoothing parameter used (0 = none).
+    outlier_pairs : int, pairs flagged as outliers (all-pairs mode).
+    pixel_size : float or None, A per pixel.
+    """
+
+    shifts_px: np.ndarray
+    raw_shifts_px: np.ndarray
+    ccf_peak: np.ndarray
+    mode: str = "reference"
+    iterations: int = 0
+    converged: bool = True
+    lattice_period_px: float | None = None
+    smoothing: float = 0.0
+    outlier_pairs: int = 0
+    pixel_size: float | None = None
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.shifts_px.shape[0])
+
+    @property
+    def total_drift_px(self) -> float:
+        """Path length of the smoothed trajectory (px)."""
+        return float(np.sum(np.hypot(*np.diff(self.shifts_px, axis=0).T))) if self.n_frames > 1 else 0.0
+
+    @property
+    def residual_rms_px(self) -> float:
+        """RMS distance between measured and smoothed shifts (px): the per-frame measurement scatter."""
+        return float(np.sqrt(np.mean(np.sum((self.raw_shifts_px - self.shifts_px) ** 2, axis=1))))
+
+    def table(self):
+        """pandas DataFrame: frame, shift_row_px, shift_col_px, shift_row_A, shift_col_A, ccf_peak, raw shifts."""
+        import pandas as pd
+
+        px = self.pixel_size if self.pixel_size else np.nan
+        return pd.DataFrame({
+            "frame": np.arange(self.n_frames),
+            "shift_row_px": self.shifts_px[:, 0], "shift_col_px": self.shifts_px[:, 1],
+            "shift_row_A": self.shifts_px[:, 0] * px, "shift_col_A": self.shifts_px[:, 1] * px,
+            "ccf_peak": self.ccf_peak,
+            "raw_shift_row_px": self.raw_shifts_px[:, 0], "raw_shift_col_px": self.raw_shifts_px[:, 1],
+        })
+
+    def to_dict(self) -> dict:
+        px = self.pixel_size
+        return {"mode": self.mode, "n_frames": self.n_frames, "iterations": self.iterations,
+                "converged": self.converged, "total_drift_px": self.total_drift_px,
+                "total_drift_A": self.total_drift_px * px if px else None,
+                "residual_rms_px": self.residual_rms_px, "outlier_pairs": self.outlier_pairs,
+                "lattice_period_px": self.lattice_period_px, "smoothing": self.smoothing,
+                "mean_ccf_peak": float(np.mean(self.ccf_peak))}
+
+
+def lattice_period(spec: Spectra, *, min_px: float = 2.5, threshold: float = 0.2) -> float | None:
+    """Shortest lattice period (px) from the shift-invariant mean power spectrum, or None.
+
+    The mean power spectrum of the frames does not depend on the drift. Its white (shot-noise)
+    floor is removed with the median, and the autocorrelation is searched for the highest secondary
+    maximum beyond ``min_px``. A lattice gives isolated spots there, an amorphous film only a ring:
+    we call it a lattice when that maximum stands above the mean of its ring by ``threshold`` of
+    the zero-shift signal autocorrelation.
+    """
+    p = np.mean(np.abs(spec.data) ** 2, axis=0)
+    p = np.clip(p - np.median(p), 0, None) * (spec.filt > 0)
+    mr, mc = spec.ccf_shape
+    ac = sfft.irfft2(p * spec.filt, s=(mr, mc))
+    a0 = ac[0, 0]
+    if not np.isfinite(a0) or a0 <= 0:
+        return None
+    sr, sc = spec.ccf_step
+    rr = np.fft.fftfreq(mr, 1.0 / mr) * sr
+    cc = np.fft.fftfreq(mc, 1.0 / mc) * sc
+    r = np.hypot(rr[:, None], cc[None, :])
+    lim = 0.25 * min(spec.shape)
+    cand = np.where((r > min_px) & (r < lim), ac, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(cand)), cand.shape)
+    rho = r[i, j]
+    ring = (np.abs(r - rho) < max(sr, sc)) & np.isfinite(cand)
+    score = (ac[i, j] - ac[ring].mean()) / a0
+    return float(rho) if score > threshold else None
+
+
+def _loo_pass(spec: Spectra, shifts: np.ndarray, *, group: int, radius: np.ndarray | float | None,
+              centers=None) -> tuple[np.ndarray, np.ndarray]:
+    """One leave-one-out pass: residual shift of every frame (group) against the sum of the others."""
+    n = spec.data.shape[0]
+    aligned = np.empty_like(spec.data)
+    for f in range(n):
+        aligned[f] = spec.data[f] * spec.ramp(shifts[f])
+    total = aligned.sum(0)
+    h = group // 2
+    delta = np.zeros((n, 2))
+    peak = np.zeros(n)
+    for f in range(n):
+        lo, hi = max(0, f - h), min(n, f + h + 1)
+        mine = aligned[lo:hi].sum(0)
+        ref = total - mine
+        cross = mine * np.conj(ref) * spec.filt
+        rad = radius[f] if isinstance(radius, np.ndarray) else radius
+        ctr = (0.0, 0.0) if centers is None else centers[f]
+        delta[f], val = ccf_peak(cross, spec, center_px=ctr, radius_px=rad)
+        peak[f] = val / max(norm(mine, spec) * norm(ref, spec), 1e-30)
+    return delta, peak
+
+
+def _progressive(spec: Spectra, *, radius: float) -> np.ndarray:
+    """Continuity-guarded initial trajectory: frame f against the aligned sum of frames < f,
+    searched within ``radius`` of the linear extrapolation of the previous frames."""
+    n = spec.data.shape[0]
+    s = np.zeros((n, 2))
+    acc = spec.data[0].copy()
+    for f in range(1, n):
+        pred = s[f - 1] + (0.5 * (s[f - 1] - s[f - 3]) if f >= 3 else 0.0)
+        cross = spec.data[f] * np.conj(acc) * spec.filt
+        s[f], _ = ccf_peak(cross, spec, center_px=pred, radius_px=radius)
+        acc = acc + spec.data[f] * spec.ramp(s[f])
+    return s
+
+
+def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "reference", bfactor_px2="auto",
+                   max_shift_px: float | None = None, group: int = 1, max_iterations: int = 10,
+                   tol_px: float = 0.01, smoothing="auto", corrector=None, max_size: int = 1024,
+                   lattice_guard: bool = True, pair_window: int | None = None, spectra: Spectra | None = None
+                   ) -> DriftResult:
+    """Global drift of a low-dose movie or STEM frame series.
+
+    ``mode="reference"``: every frame (or group of ``group`` neighbouring frames) is correlated
+    with the sum of all *other* frames (leave-one-out, so its own shot noise never correlates with
+    itself), using a B-factor low-passed cross-power spectrum with zero DC, cropped in Fourier space
+    to the band the filter keeps (a small CCF), a subpixel peak refined by matrix DFTs, iterated
+    until the largest update is below ``tol_px``; the trajectory is then smoothed.
+    ``mode="all-pairs"``: see :func:`cryomat.registration.allpairs.estimate_drift_all_pairs`.
+
+    Where the frames show a lattice (found from the drift-invariant mean power spectrum), shifts
+    are tracked with continuity: the first trajectory is built frame by frame, each searched within
+    0.45 lattice periods of its prediction, and the leave-one-out updates are kept within that
+    radius, so that the alignment never jumps by a whole lattice period.
+
+    Parameters
+    ----------
+    frames : (n, row, col) array (numpy, memmap or dask); read one frame at a time.
+    pixel_size : float, A per pixel (only used for the reported shifts in A).
+    bfactor_px2 : float, B-factor of the CCF low-pass exp(-B k^2/4), k in cycles/px (px^2).
+        Divide a B-factor in A^2 by pixel_size^2.
+    max_shift_px : float, largest shift searched in the first pass (default: a quarter of the frame).
+    group : int, odd number of neighbouring frames summed for each estimate (more signal per estimate).
+    smoothing : ``"auto"`` (GCV), a number (Whittaker lambda) or 0 (none).
+    corrector : :class:`cryomat.registration.preprocess.Corrector` applied to every frame.
+    max_size : int, largest Fourier crop per axis (the 4k case is aligned on a 1k crop or less).
+
+    Returns
+    -------
+    DriftResult
+
+    References
+    ----------
+    Zheng et al., MotionCor2, Nat. Methods 14, 331 (2017), doi:10.1038/nmeth.4193;
+    Grant & Grigorieff, eLife 4:e06980 (2015), doi:10.7554/eLife.06980;
+    Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008), doi:10.1364/OL.33.000156.
+    """
+    n = _check_frames(frames)
+    if mode not in ("reference", "all-pairs"):
+        raise ValueError(f"mode must be 'reference' or 'all-pairs', got {mode!r}")
+    group = int(group)
+    if group < 1:
+        raise ValueError(f"group must be >= 1, got {group!r}")
+    if group % 2 == 0:
+        group += 1
+    auto_b = isinstance(bfactor_px2, str)
+    if auto_b and bfactor_px2 != "auto":
+        raise ValueError(f"bfactor_px2 must be 'auto' or a positive number, got {bfactor_px2!r}")
+    if not auto_b and (not np.isfinite(bfactor_px2) or bfactor_px2 <= 0):
+        raise ValueError(f"bfactor_px2 must be positive, got {bfactor_px2!r}")
+    if spectra is None:
+        spectra = make_spectra(frames, bfactor_px2=10.0 if auto_b else float(bfactor_px2), max_size=max_size,
+                               corrector=corrector)
+    bval = choose_bfactor(spectra) if auto_b else float(bfactor_px2)
+    spec = with_bfactor(spectra, bval)
+    period = lattice_period(spec) if lattice_guard else None
+    max_shift = float(max_shift_px) if max_shift_px else 0.25 * min(spec.shape)
+    if mode == "all-pairs":
+        from cryomat.registration.allpairs import estimate_drift_all_pairs
+
+        return estimate_drift_all_pairs(spec, pixel_size=pixel_size, period_px=period, max_shift_px=max_shift,
+                                        window=pair_window, smoothing=smoothing)
+    guard = 0.45 * period if period else None
+    if guard:
+        shifts = _progressive(spec, radius=guard)
+    else:
+        shifts = np.zeros((n, 2))
+    radius: float | None = guard if guard else max_shift
+    converged = False
+    it = 0
+    peak = np.zeros(n)
+    for it in range(1, max_iterations + 1):
+        delta, peak = _loo_pass(spec, shifts, group=group, radius=radius)
+        delta -= delta.mean(0)
+        new = shifts + delta
+        if it == 1 and n >= 5:
+            new = _reject_jumps(new)
+        delta = new - shifts
+        shifts = new
+        upd = float(np.max(np.hypot(delta[:, 0], delta[:, 1])))
+        # after the first pass only small corrections are searched (lattice-safe)
+        radius = min(guard, 3.0) if guard else 3.0
+        if upd < tol_px:
+            converged = True
+            break
+    raw = shifts - shifts[0]
+    smoothed, lam = smooth_trajectory(raw, smoothing=smoothing, weights=np.clip(peak, 1e-3, None) ** 2)
+    off = smoothed[0].copy()
+    smoothed = smoothed - off
+    raw = raw - off
+    return DriftResult(shifts_px=smoothed, raw_shifts_px=raw, ccf_peak=peak, mode="reference", iterations=it,
+                       converged=converged, lattice_period_px=period, smoothing=lam, pixel_size=pixel_size,
+                       extra={"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape)})
+
+
+def _reject_jumps(s: np.ndarray, *, window: int = 5, min_px: float = 2.0) -> np.ndarray:
+    """Replace frames far from the running median of their neighbours (noise peaks) by that median."""
+    from scipy.ndimage import median_filter
+
+    med = np.stack([median_filter(s[:, k], size=window, mode="nearest") for k in range(2)], 1)
+    dev = np.hypot(*(s - med).T)
+    mad = np.median(dev) + 1e-9
+    bad = dev > max(min_px, 5 * mad)
+    out = s.copy()
+    out[bad] = med[bad]
+    return out
+
+
+def _check_frames(frames) -> int:
+    shape = getattr(frames, "shape", None)
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"frames must be a 3D stack (frame, row, col), got shape {shape}")
+    if shape[0] < 2:
+        raise ValueError(f"need at least 2 frames to align, got {shape[0]}")
+    if shape[1] < 16 or shape[2] < 16:
+        raise ValueError(f"frames of {shape[1]}x{shape[2]} px are too small to align (need >= 16 px)")
+    return int(shape[0])
