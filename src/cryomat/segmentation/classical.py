@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+EDGE_FRACTIONS = tuple(np.round(np.arange(0.15, 0.76, 0.05), 2))
+DOME_SHIFT = 0.3
 SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
@@ -209,7 +211,8 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     return labels
 
 
-def _refine(y: np.ndarray, lab0: np.ndarray, s: float, sig_d: float, edge_fraction: float) -> np.ndarray:
+def _refine(y: np.ndarray, lab0: np.ndarray, s: float, sig_d: float, edge_fraction: float,
+            noise_ratio: float = 8.0) -> np.ndarray:
     """Per-object boundary at ``edge_fraction`` of the object's contrast, on the lightest
     Gaussian whose noise is below a tenth of that contrast."""
     out = np.zeros(y.shape, bool)
@@ -218,25 +221,49 @@ def _refine(y: np.ndarray, lab0: np.ndarray, s: float, sig_d: float, edge_fracti
         return out
     smoothed = {}
     grow = int(np.ceil(2 * sig_d)) + 2
+    yd = ndi.gaussian_filter(y, sig_d)
     for i, sl in enumerate(ndi.find_objects(lab0)):
         if sl is None:
             continue
         sl = tuple(slice(max(a.start - grow, 0), min(a.stop + grow, dim)) for a, dim in zip(sl, y.shape))
         region = lab0[sl] == i + 1
-        contrast = float(np.median(ndi.gaussian_filter(y[sl], sig_d)[region]))
-        if contrast <= 0:
+        peak = float(np.percentile(yd[sl][region], 90))
+        if peak <= 0:
             continue
         sig = SIGMAS_PX[-1]
         for cand in SIGMAS_PX:
-            if s * _gauss_noise_factor(cand) <= contrast / 10.0:
+            if s * _gauss_noise_factor(cand) <= peak / noise_ratio:
                 sig = cand
                 break
         sig = max(sig, 1.0)
         if sig not in smoothed:
             smoothed[sig] = ndi.gaussian_filter(y, sig)
         ys = smoothed[sig][sl]
+        core = region & (ys > 0.5 * peak)
+        level = float(np.median(ys[core])) if np.any(core) else peak
         zone = ndi.binary_dilation(region, iterations=grow)
-        m = (ys > edge_fraction * contrast) & zone
+        if edge_fraction is None:  # the iso-level of steepest mean gradient along its contour
+            g = np.hypot(*np.gradient(ys))
+            best, frac = -1.0, 0.4
+            for f in EDGE_FRACTIONS:
+                m = (ys > f * level) & zone
+                inner = m & ~ndi.binary_erosion(m)
+                outer = ndi.binary_dilation(m) & ~m & zone
+                if inner.any() and outer.any():  # gradient straddling the contour
+                    score = 0.5 * float(g[inner].mean() + g[outer].mean())
+                    if score > best:
+                        best, frac = score, f
+            # a domed profile (sphere, rod: contrast ~ sqrt of the distance to the edge) has its
+            # steepest point ~0.55 sigma inside the true edge; flat ones (cube, plate) at it.
+            # Move the contour out by that much, scaled by how domed the object is.
+            inside = region & (ys > frac * level)
+            flat = float(np.median(ys[inside]) / max(np.percentile(ys[inside], 95), 1e-12)) if inside.any() else 1.0
+            dome = float(np.clip((0.92 - flat) / 0.2, 0.0, 1.0))
+            shift = dome * DOME_SHIFT * float(np.hypot(sig, 1.0))
+            thr = frac * level - shift * max(best, 0.0)
+        else:
+            thr = edge_fraction * level
+        m = (ys > thr) & zone
         ml, _ = ndi.label(m)
         ids = np.unique(ml[region & m])
         ids = ids[ids > 0]

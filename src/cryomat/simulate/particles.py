@@ -141,7 +141,7 @@ def particle_image(shape=(512, 512), *, pixel_size: float = 5.0, dose_e_per_A2: 
                    n_particles: int = 40, classes=("sphere", "rod", "cube", "plate"),
                    class_weights=None, d_min_nm: float = 10.0, d_max_nm: float = 30.0,
                    touching_fraction: float = 0.15, mode: str = "tem", voltage_kV: float = 300.0,
-                   defocus_A: float = 2000.0, mfp_A: float = 250.0, inner_potential_V: float = 20.0,
+                   defocus_A: float = 500.0, mfp_A: float = 250.0, inner_potential_V: float = 20.0,
                    support_thickness_A: float = 150.0, rng: np.random.Generator | None = None) -> ParticleImage:
     """Simulate one image of particles with ground-truth instance labels and classes.
 
@@ -283,7 +283,7 @@ def _form_image(thick, *, shape, pixel_size, mode, voltage_kV, defocus_A, mfp_A,
 def write(out_dir: Path, *, seed: int, n_images: int = 2, shape=(512, 512), pixel_size: float = 5.0,
           dose_e_per_A2: float = 1.0, n_particles: int = 40, classes=("sphere", "rod", "cube", "plate"),
           d_min_nm: float = 10.0, d_max_nm: float = 30.0, touching_fraction: float = 0.15, mode: str = "tem",
-          defocus_A: float = 2000.0) -> dict:
+          defocus_A: float = 500.0) -> dict:
     """Polydisperse spheres, rods, cubes, plates, aggregates on a support, with instance masks and classes."""
     from cryomat.io.writers import write_mrc, write_tiff
 
