@@ -139,3 +139,14 @@ def test_frpr_random_phases_is_90_deg(rng):
     assert np.nanmean(frpr[5:]) == pytest.approx(90.0, abs=2.0)
     _, same = fourier_ring_phase_residual(a, a, pixel_size=1.0)
     assert np.nanmax(same[1:]) < 1e-6
+
+
+def test_resolution_last_crossing_skips_ctf_like_dips():
+    f = np.arange(101) / 200.0
+    frc = 0.9 * np.exp(-(f / 0.3) ** 2) * np.abs(np.cos(2 * np.pi * f / 0.1))  # CTF-like zeros every 0.05 1/A
+    r = FRCResult(freq_per_A=f, frc=frc, n_pixels=np.full(101, 1000), pixel_size=1.0)
+    first, outer = r.resolution(0.143), r.resolution(0.143, last=True)
+    # the first dip (a zero at 0.025 1/A) ends the default search; the outer crossing is near where
+    # the envelope would pass 0.143 (0.9 exp(-(f/0.3)^2) = 0.143 at f = 0.407), within one lobe (0.05)
+    assert 1 / first < 0.03
+    assert 0.357 < 1 / outer <= 0.407

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from cryomat.cli.main import main
 from cryomat.fourier import fourier_ring_correlation, half_bit_threshold
@@ -45,3 +46,11 @@ def test_demo_runs(tmp_path):
     doc = json.loads((tmp_path / "d" / "results.json").read_text())
     assert doc["results"]["failed_steps"] == []
     assert (tmp_path / "d" / "report.html").exists()
+    m = doc["results"]["steps"]["imaging"]
+    # ice ring: power-weighted centre of a ring 0.08 1/A wide; 4 seeds gave 3.714-3.723 A -> 2 %
+    assert m["ice_ring_measured_A"] == pytest.approx(3.7, rel=0.02)
+    # first Thon zero from a radial profile with 1/512 1/A bins: one bin at 1/17.4 A is 3.4 %
+    assert m["first_ctf_zero_measured_A"] == pytest.approx(m["first_ctf_zero_analytic_A"], rel=0.04)
+    # outer 0.143 crossing of the measured FRC vs the dose-predicted S/(S+N): 4 seeds within 1 %
+    assert m["frc_outer_0143_measured_A"] == pytest.approx(m["frc_outer_0143_predicted_A"], rel=0.03)
+    assert m["seconds"] < 30

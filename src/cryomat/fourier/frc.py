@@ -47,15 +47,19 @@ class FRCResult:
     n_pixels: np.ndarray
     pixel_size: float
 
-    def resolution(self, threshold: float | str = 0.143) -> float:
+    def resolution(self, threshold: float | str = 0.143, *, last: bool = False) -> float:
         """Resolution (A) where the curve first falls below ``threshold`` (number, ``"half-bit"``, ``"one-bit"``).
 
         The search starts at the first ring (after DC) that reaches the threshold, so the
         missing low-frequency transfer of phase-contrast images does not end it at once.
         Linear interpolation between rings; ``inf`` if no ring reaches the threshold, the
         Nyquist resolution (2 pixel_size) if it never falls below.
+
+        ``last=True`` gives instead the outermost crossing: the highest frequency at which the
+        curve is still at the threshold. Use it for single images under a CTF, whose FRC drops
+        to zero at every CTF zero although information continues beyond.
         """
-        return resolution_at(self, threshold)
+        return resolution_at(self, threshold, last=last)
 
     def to_frame(self):
         import pandas as pd
@@ -139,8 +143,9 @@ def fourier_ring_phase_residual(a, b, *, pixel_size: float = 1.0) -> tuple[np.nd
     return np.arange(frpr.size) / (min(a.shape) * px), frpr
 
 
-def resolution_at(result: FRCResult, threshold: float | str = 0.143) -> float:
-    """Resolution in A where ``result.frc`` first drops below ``threshold`` (see FRCResult.resolution)."""
+def resolution_at(result: FRCResult, threshold: float | str = 0.143, *, last: bool = False) -> float:
+    """Resolution in A where ``result.frc`` first drops below ``threshold`` (see FRCResult.resolution);
+    with ``last=True`` the outermost frequency at which it is still at the threshold."""
     f = result.freq_per_A
     c = result.frc
     if isinstance(threshold, str):
@@ -156,6 +161,14 @@ def resolution_at(result: FRCResult, threshold: float | str = 0.143) -> float:
     above = np.nonzero(np.isfinite(c[1:]) & (c[1:] >= t[1:]))[0]
     if above.size == 0:
         return float("inf")
+    if last:
+        i = int(above[-1]) + 1
+        if i + 1 >= c.size:
+            return float(2.0 * result.pixel_size)
+        c0, c1 = c[i] - t[i], c[i + 1] - t[i + 1]
+        frac = c0 / (c0 - c1) if np.isfinite(c1) and c0 != c1 else 0.0
+        fi = f[i] + frac * (f[i + 1] - f[i])
+        return float(1.0 / fi) if fi > 0 else float("inf")
     start = int(above[0]) + 1  # skip a low-frequency dip (phase contrast transfers no low k)
     for i in range(start + 1, c.size):
         if not np.isfinite(c[i]) or c[i] < t[i]:
