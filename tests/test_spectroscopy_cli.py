@@ -1,0 +1,63 @@
+"""``cryomat spectrum`` end to end, and its bad-input handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cryomat.cli.main import main
+
+
+@pytest.mark.realdata
+def test_cli_fept_single_spectrum(real, tmp_path):
+    path = real("exspy/EDS_TEM_FePt_nanoparticles.hspy")
+    out = tmp_path / "out"
+    rc = main(["spectrum", str(path), "--out", str(out), "--kfactors", "Fe_Ka=1.450226,Pt_La=5.075602",
+               "--line-width", "5", "2", "--quiet"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    # exSpy's documented result for these k-factors and windows: 15.41 / 84.59 at.%
+    assert res["composition_at_pct"]["Fe_Ka"] == pytest.approx(15.41, abs=0.05)
+    for f in ("composition.csv", "spectrum.png", "report.html"):
+        assert (out / f).is_file()
+
+
+@pytest.mark.realdata
+def test_cli_bcf_maps_profile_overlay(real, tmp_path):
+    path = real("rosettasciio/test_TEM.bcf")
+    out = tmp_path / "si"
+    rc = main(["spectrum", str(path), "--out", str(out), "--profile", "5,5,5,60", "--width", "3",
+               "--quiet"])
+    assert rc == 0
+    doc = json.loads((out / "results.json").read_text())
+    res = doc["results"]
+    assert set(res["names"]) == {"Cu_Ka", "O_Ka", "Pd_La", "Ti_Ka"}
+    # at.% of the summed spectrum add to 100 (normalisation) and each is finite
+    assert sum(res["composition_at_pct"].values()) == pytest.approx(100.0, abs=1e-6)
+    import pandas as pd
+    import tifffile
+
+    prof = pd.read_csv(out / "profile.csv")
+    assert {"distance_px", "distance_nm", "O_at_pct", "Ti_sigma_at_pct"} <= set(prof.columns)
+    # 55 px long band, 1 px bins -> 56 bins; 3 nm / 0.771 nm px -> about 3-4 pixels summed per bin
+    assert len(prof) == 56 and prof["npix"].between(3, 5).all()
+    m = tifffile.imread(out / "maps" / "Ti_Ka_counts.tiff")
+    assert m.shape == (64, 64)
+    assert (out / "overlay.png").is_file() and (out / "maps.png").is_file()
+
+
+def test_cli_bad_input_exit_2(tmp_path, capsys):
+    rc = main(["spectrum", str(tmp_path / "missing.bcf"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "missing.bcf" in err and "Traceback" not in err
+
+
+def test_cli_bad_profile_exit_2(tmp_path, capsys):
+    f = tmp_path / "x.npy"
+    np.save(f, np.zeros((4, 4)))
+    rc = main(["spectrum", str(f), "--out", str(tmp_path / "o"), "--profile", "1,2,3"])
+    assert rc == 2
+    assert "--profile" in capsys.readouterr().err
