@@ -42,8 +42,10 @@ def make_atlas(*, size: int = 1024, pixel_size_A: float = 100.0, dose_e_per_A2: 
     d2 = (rr[..., None] - seeds[:, 0]) ** 2 + (cc[..., None] - seeds[:, 1]) ** 2
     region = np.argmin(d2, axis=-1)
     # every atlas has dense, sparse and empty regions, and pure-sphere, mixed and pure-rod ones
-    densities = rng.permutation(np.resize([1.0, 0.25, 0.0], n_regions)) * max_density_per_um2
-    rod_frac = rng.permutation(np.resize([0.0, 1.0, 0.5], n_regions))
+    # (every density paired with every class mix once per 9 regions, in random order)
+    combo = rng.permutation(n_regions)
+    densities = np.array([1.0, 0.25, 0.0])[combo % 3] * max_density_per_um2
+    rod_frac = np.array([0.0, 1.0, 0.5])[(combo // 3) % 3]
     # exclusion: grid bar along one side, contamination blobs
     bar = np.zeros(shape, bool)
     if grid_bar:
