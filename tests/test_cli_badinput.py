@@ -254,3 +254,19 @@ def test_simulate_unknown_and_mistyped_parameter(tmp_path, capsys):
     assert rc == 2 and "n_frames" in err and "many" in err and "Traceback" not in err
     rc, err = _run(capsys, ["simulate", "movie", "--out", str(tmp_path / "s"), "--set", "n_frames"])
     assert rc == 2 and "NAME=VALUE" in err
+
+
+def test_read_checked_runs_all_checks(tmp_path):
+    from cryomat.io import validate
+
+    p = _mrc(tmp_path, "m.mrcs", px=1.25)
+    img = validate.read_checked(p, ndim=(3,), what="a movie")
+    assert img.pixel_size == pytest.approx(1.25) and img.shape == (4, 32, 32)
+    assert validate.read_checked(p, pixel_size=2.0).pixel_size == 2.0  # --pixel-size overrides the file
+    with pytest.raises(InputError, match="expected a micrograph"):
+        validate.read_checked(p, ndim=(2,), what="a micrograph")
+    q = tmp_path / "nocal.npy"
+    np.save(q, np.ones((8, 8), np.float32))
+    with pytest.raises(InputError, match="--pixel-size"):
+        validate.read_checked(q)
+    assert validate.read_checked(q, need_pixel_size=False).pixel_size is None

@@ -116,3 +116,29 @@ def _existing_parent(p: Path) -> Path | None:
     if q.exists() and not q.is_dir():
         raise InputError(f"{q} is a file, so no folder can be made under it", path=p)
     return q
+
+
+def read_checked(path: str | os.PathLike, *, ndim: Iterable[int] | None = None, what: str = "an image",
+                 pixel_size: float | None = None, need_pixel_size: bool = True, finite: bool = True,
+                 signal: str | None = None, lazy: bool = True):
+    """Read ``path`` and run the usual checks in one call; return the :class:`EMImage`.
+
+    Parameters
+    ----------
+    ndim : allowed numbers of dimensions (e.g. ``(2, 3)``), or ``None`` for any.
+    what : what the command expects, for the message ("a movie (frame, row, col)").
+    pixel_size : the ``--pixel-size`` override in A; it replaces the file's value.
+    need_pixel_size : refuse a file without calibration when no override is given.
+    finite : refuse NaN/inf (scanned in chunks, no copy of a memory map).
+    signal : which dataset of a multi-dataset file (see :func:`cryomat.io.read`).
+    """
+    from cryomat.io.readers import read
+
+    img = read(path, lazy=lazy, signal=signal)
+    if ndim is not None:
+        require_ndim(img, ndim, what=what)
+    if need_pixel_size or pixel_size is not None:
+        img = img.replace(pixel_size=img.require_pixel_size(pixel_size))
+    if finite:
+        require_finite(img.data, path=path)
+    return img
