@@ -21,7 +21,11 @@ CLASSES = ("sphere", "rod")
 
 
 def _smooth_field(shape, rng, scale_px: float) -> np.ndarray:
-    f = ndi.gaussian_filter(rng.standard_normal(shape), scale_px, mode="wrap")
+    """Smooth random field (correlation length ~ scale_px), made on a coarse grid and interpolated."""
+    step = max(1, int(scale_px // 4))
+    coarse = (shape[0] // step + 2, shape[1] // step + 2)
+    f = ndi.gaussian_filter(rng.standard_normal(coarse), scale_px / step, mode="wrap")
+    f = ndi.zoom(f, step, order=3)[: shape[0], : shape[1]]
     f -= f.min()
     return f / (f.max() + 1e-12)
 
@@ -38,9 +42,14 @@ def make_atlas(*, size: int = 1024, pixel_size_A: float = 100.0, dose_e_per_A2: 
     thick = t_lo + (t_hi - t_lo) * _smooth_field(shape, rng, size / 6) ** 1.5
     # regions (Voronoi) with their own particle density and class mix
     seeds = rng.uniform(0, size, (n_regions, 2))
-    rr, cc = np.mgrid[0:size, 0:size]
-    d2 = (rr[..., None] - seeds[:, 0]) ** 2 + (cc[..., None] - seeds[:, 1]) ** 2
-    region = np.argmin(d2, axis=-1)
+    rr, cc = np.mgrid[0:size, 0:size].astype(np.float32)
+    region = np.zeros(shape, np.int16)
+    best = np.full(shape, np.inf, np.float32)
+    for k, (r0, c0) in enumerate(seeds):  # Voronoi cells, one seed at a time (memory ~ image)
+        d2 = (rr - r0) ** 2 + (cc - c0) ** 2
+        closer = d2 < best
+        region[closer] = k
+        best = np.minimum(best, d2)
     # every atlas has dense, sparse and empty regions, and pure-sphere, mixed and pure-rod ones
     # (every density paired with every class mix once per 9 regions, in random order)
     combo = rng.permutation(n_regions)
