@@ -1,0 +1,344 @@
+"""Scale-free indexing of FFT spots and phase identification with explicit ambiguity.
+
+For every candidate phase and zone axis, pairs of experimental spots are matched to pairs of
+template spots by their *spacing ratio* and *inter-spot angle* (both independent of the pixel
+size); each match fixes a similarity transform (one global scale factor s and an in-plane
+rotation, optionally mirrored for the opposite beam direction), which is refined by least
+squares on all matched spots. A hypothesis is scored by
+
+    score = E x sqrt(R) x exp(-(ln s)^2 / (2 sigma_s^2)),
+
+E the SNR-weighted fraction of observed spots it explains, R the |F|^2-weighted fraction of the
+template spots in the observed frequency range that are found (so ice Ih is penalised when its
+Ih-only 3.90/3.44/2.67 A spots are absent), and the last factor the prior that the pixel size is
+right to within ``sigma_s`` (default 3 %). The result names the best phase only when no other
+phase comes close (``ambiguity_ratio``) and at least two non-collinear spots are explained; it
+says ``"ambiguous"`` (with the candidates) or ``"unknown"`` otherwise. Domains of several phases
+are found one after another on the spots left unexplained.
+
+References
+----------
+Li et al., Science 358, 506 (2017), doi:10.1126/science.aam6014 (SEI phases indexed from FFTs);
+Mugnaioli & Kolb-type spacing/angle indexing, e.g. Zaefferer, J. Appl. Cryst. 33, 10 (2000),
+doi:10.1107/S0021889899010894 (ratio-and-angle indexing of spot patterns).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cryomat.lattice.phases import Phase, get_phase
+
+DEFAULT_PHASES = ("Li", "Li2O", "LiF", "Li2CO3", "ice-Ih", "ice-Ic")
+
+
+@dataclass
+class ZoneMatch:
+    """One indexing hypothesis: a phase at a zone axis, with its fitted scale and rotation."""
+
+    phase: str
+    zone_axis: tuple[int, int, int]
+    score: float
+    explained: float
+    recall: float
+    scale_factor: float
+    rotation_deg: float
+    mirrored: bool
+    matched: dict = field(default_factory=dict)  # peak index -> (h, k, l, d_template_A)
+    n_noncollinear: int = 0
+
+    def to_dict(self) -> dict:
+        return {"name": self.phase, "zone_axis": list(self.zone_axis), "score": round(self.score, 4),
+                "explained_fraction": round(self.explained, 4), "template_recall": round(self.recall, 4),
+                "matched_peaks": len(self.matched), "scale_factor": round(self.scale_factor, 5),
+                "rotation_deg": round(self.rotation_deg, 3), "mirrored": self.mirrored}
+
+
+@dataclass
+class PhaseID:
+    """Phase identification of one set of spots.
+
+    ``phases``: one entry per domain found; each has ``name`` (a phase, ``"ambiguous"`` or
+    ``"unknown"``), ``zone_axis``, ``score``, ``matched_peaks``, ``scale_factor`` and, when
+    ambiguous, ``candidates``. ``peaks``: the input table with ``hkl``, ``phase`` and
+    ``d_fit_A`` (the template spacing divided by the fitted scale) filled in where indexed.
+    """
+
+    phases: list[dict]
+    peaks: pd.DataFrame
+    matches: list[ZoneMatch]
+
+    def to_dict(self) -> dict:
+        return {"phases": self.phases}
+
+
+class _Templates:
+    """Zone-axis spot templates of the candidate phases, cached per resolution limit."""
+
+    def __init__(self, phases, *, d_min: float, max_index: int, temperature_K):
+        self.items = []
+        for p in phases:
+            ph = p if isinstance(p, Phase) else get_phase(p, temperature_K=temperature_K)
+            for uvw in ph.zone_axes(max_index=max_index, d_min=d_min, min_spots=2):
+                pat = ph.zone_pattern(uvw, d_min=d_min)
+                g = pat[["gx_per_A", "gy_per_A"]].to_numpy()
+                w = pat.F_abs_A.to_numpy() ** 2
+                self.items.append((ph, uvw, g, w / w.max(), pat[["h", "k", "l"]].to_numpy(), pat.d_A.to_numpy()))
+
+
+def _angle(a, b):
+    return math.atan2(a[0] * b[1] - a[1] * b[0], a[0] * b[0] + a[1] * b[1])
+
+
+def _match(P, g, s, theta, mirror, k_tol, rel_tol):
+    """Nearest template spot for each experimental vector (both Friedel signs) under the transform."""
+    gg = g.copy()
+    if mirror:
+        gg[:, 1] = -gg[:, 1]
+    c, sn = math.cos(theta), math.sin(theta)
+    Q = s * np.stack([c * gg[:, 0] - sn * gg[:, 1], sn * gg[:, 0] + c * gg[:, 1]], axis=1)
+    d = np.linalg.norm(P[:, None, :] - Q[None, :, :], axis=2)
+    j = np.argmin(d, axis=1)
+    dist = d[np.arange(len(P)), j]
+    tol = k_tol + rel_tol * np.linalg.norm(P, axis=1)
+    return j, dist <= tol, gg, Q
+
+
+def _fit(P, G):
+    """Least-squares similarity (scale, rotation) mapping template vectors G onto observed P."""
+    zp = P[:, 0] + 1j * P[:, 1]
+    zg = G[:, 0] + 1j * G[:, 1]
+    z = np.sum(zp * np.conj(zg)) / np.sum(np.abs(zg) ** 2)
+    return float(abs(z)), float(np.angle(z))
+
+
+def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min):
+    ph, uvw, g, wg, hkl, dd = item
+    for _ in range(2):
+        j, ok, gg, Q = _match(P, g, s, theta, mirror, k_tol, rel_tol)
+        if ok.sum() < 1:
+            return None
+        s, theta = _fit(P[ok], gg[j[ok]])
+    j, ok, gg, Q = _match(P, g, s, theta, mirror, k_tol, rel_tol)
+    if ok.sum() < 1:
+        return None
+    explained = float(wP[ok].sum() / wP.sum())
+    inrange = np.linalg.norm(Q, axis=1) <= kmax
+    found = np.zeros(len(g), bool)
+    found[j[ok]] = True
+    # a missing template spot counts against the hypothesis only as far as it should have been
+    # seen: its expected SNR is the observed SNR per unit |F|^2 of the matched spots times its |F|^2
+    per_w = np.median(wP[ok] / np.maximum(wg[j[ok]], 1e-6))
+    vis = np.clip((per_w * wg - snr_min) / (2.0 * snr_min), 0.0, 1.0)
+    vis[found] = 1.0
+    wv = wg * vis
+    recall = float(wv[found & inrange].sum() / max(wv[inrange].sum(), 1e-12))
+    prior = math.exp(-0.5 * (math.log(s) / sigma_s) ** 2)
+    score = explained * math.sqrt(recall) * prior
+    return score, explained, recall, s, theta, j, ok
+
+
+def _noncollinear(vectors, min_angle_deg=8.0) -> int:
+    """1 if all vectors are (anti)parallel, 2 if at least two directions differ by > min angle."""
+    if len(vectors) == 0:
+        return 0
+    ang = np.degrees(np.arctan2(vectors[:, 1], vectors[:, 0])) % 180.0
+    diff = np.abs(ang[:, None] - ang[None, :]) % 180.0
+    diff = np.minimum(diff, 180.0 - diff)
+    return 2 if np.any(diff > min_angle_deg) else 1
+
+
+def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s, angle_tol_deg, n_anchor, snr_min):
+    """Best hypothesis per (phase, zone axis) for observed half-plane vectors P with weights wP."""
+    order = np.argsort(-wP)
+    anchors = []
+    top = order[:n_anchor]
+    for a in range(len(top)):
+        for b in range(a + 1, len(top)):
+            pa, pb = P[top[a]], P[top[b]]
+            ang = abs(math.degrees(_angle(pa, pb))) % 180.0
+            if min(ang, 180 - ang) > 8.0:
+                anchors.append((top[a], top[b]))
+    single = not anchors
+    if single:
+        anchors = [(order[0], None)]
+    Pfull = np.concatenate([P, -P])
+    wfull = np.concatenate([wP, wP])
+    results = []
+    for item in templates.items:
+        ph, uvw, g, wg, hkl, dd = item
+        glen = np.linalg.norm(g, axis=1)
+        best = None
+        for ia, ib in anchors[:6]:
+            pa = P[ia]
+            la = np.linalg.norm(pa)
+            s_a = la / glen
+            ca = np.abs(np.log(s_a)) <= scale_tolerance
+            if not ca.any():
+                continue
+            for mirror in (False, True):
+                gg = g.copy()
+                if mirror:
+                    gg[:, 1] = -gg[:, 1]
+                for i in np.flatnonzero(ca):
+                    if ib is None:
+                        cand = [(s_a[i], _angle(gg[i], pa))]
+                    else:
+                        pb = P[ib]
+                        ratio = np.linalg.norm(pb) / la
+                        alpha = _angle(pa, pb)
+                        rg = glen / glen[i]
+                        beta = np.array([_angle(gg[i], x) for x in gg])
+                        dang = np.degrees(np.abs((beta - alpha + np.pi) % (2 * np.pi) - np.pi))
+                        okj = (np.abs(rg / ratio - 1) <= 2 * rel_tol + k_tol / la) & (dang <= angle_tol_deg)
+                        if not okj.any():
+                            continue
+                        cand = [(s_a[i], _angle(gg[i], pa))]
+                    for s, theta in cand:
+                        r = _evaluate(Pfull, wfull, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min)
+                        if r is None or abs(math.log(r[3])) > scale_tolerance:
+                            continue
+                        if best is None or r[0] > best[0][0]:
+                            best = (r, mirror)
+                if best is not None and best[0][1] > 0.999 and best[0][2] > 0.999:
+                    break
+        if best is None:
+            continue
+        (score, explained, recall, s, theta, j, ok), mirror = best
+        n = len(P)
+        matched = {}
+        for idx in range(2 * n):
+            if ok[idx]:
+                pi = idx % n
+                if pi not in matched:
+                    h, k, l = (int(x) for x in hkl[j[idx]])
+                    if idx >= n:
+                        h, k, l = -h, -k, -l
+                    matched[pi] = (h, k, l, float(dd[j[idx]]))
+        ncol = _noncollinear(P[list(matched)]) if matched else 0
+        results.append(ZoneMatch(phase=ph.name, zone_axis=tuple(int(x) for x in uvw), score=score, explained=explained,
+                                 recall=recall, scale_factor=s, rotation_deg=math.degrees(theta), mirrored=mirror,
+                                 matched=matched, n_noncollinear=ncol))
+    return results, single
+
+
+def _spacing_twins(P, templates, tol) -> list[str]:
+    """Phases with a reflection whose spacing matches every observed |k| within ``tol`` (relative)."""
+    k = np.linalg.norm(P, axis=1)
+    names = []
+    for ph, uvw, g, wg, hkl, dd in templates.items:
+        if ph.name in names:
+            continue
+        kt = 1.0 / dd
+        if all(np.any(np.abs(np.log(kk / kt)) <= tol) for kk in k):
+            names.append(ph.name)
+    return names
+
+
+def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K: float | None = None,
+                    k_tol_per_A: float = 0.004, rel_tol: float = 0.012, scale_tolerance: float = 0.06,
+                    sigma_scale: float = 0.03, angle_tol_deg: float = 3.0, ambiguity_ratio: float = 0.85,
+                    min_score: float = 0.3, max_domains: int = 3, max_index: int = 2, d_min: float | None = None,
+                    n_anchor: int = 5, snr_min: float = 12.0) -> PhaseID:
+    """Index FFT spots against a phase library and name the phase(s), or say it cannot.
+
+    Parameters
+    ----------
+    peaks : table from :func:`cryomat.lattice.find_fft_peaks` (``kx_per_A, ky_per_A, snr``).
+    phases : library names or :class:`Phase` objects to consider.
+    temperature_K : use the library cells at this temperature.
+    k_tol_per_A, rel_tol : a spot matches a predicted one within ``k_tol + rel_tol |k|`` (1/A);
+        ``k_tol`` about one Fourier pixel, 1 / (N pixel_size).
+    scale_tolerance : largest |ln s| accepted for the global scale factor (pixel-size error).
+    sigma_scale : width of the prior on ln s (the expected calibration error).
+    angle_tol_deg : inter-spot angle tolerance for the ratio-and-angle pair search.
+    ambiguity_ratio : a second phase scoring at least this fraction of the best makes the
+        answer ``"ambiguous"``.
+    min_score : below this the answer is ``"unknown"``.
+    max_domains : how many phases to look for one after another.
+    max_index : zone axes up to this index are considered.
+    d_min : smallest template spacing (A); default just below the smallest observed spacing.
+    snr_min : the significance threshold the spots were found with; a predicted spot that is
+        missing counts against a hypothesis in proportion to how far above it it should have been.
+
+    Returns
+    -------
+    :class:`PhaseID`.
+    """
+    if not isinstance(peaks, pd.DataFrame) or not {"kx_per_A", "ky_per_A"} <= set(peaks.columns):
+        raise ValueError("peaks must be a DataFrame with kx_per_A and ky_per_A columns (from find_fft_peaks)")
+    if not phases:
+        raise ValueError("phases must name at least one phase")
+    pk = peaks.reset_index(drop=True).copy()
+    pk["hkl"] = ""
+    pk["phase"] = ""
+    pk["d_fit_A"] = np.nan
+    pk["d_template_A"] = np.nan
+    out: list[dict] = []
+    matches: list[ZoneMatch] = []
+    if len(pk) == 0:
+        return PhaseID([{"name": "unknown", "reason": "no lattice spots above the significance threshold"}], pk, [])
+    P_all = pk[["kx_per_A", "ky_per_A"]].to_numpy(dtype=np.float64)
+    w_all = pk["snr"].to_numpy(dtype=np.float64) if "snr" in pk else np.ones(len(pk))
+    w_all = np.clip(w_all, 1e-3, None)
+    kobs = np.linalg.norm(P_all, axis=1)
+    dmin = d_min if d_min is not None else 0.97 / kobs.max()
+    templates = _Templates(phases, d_min=dmin, max_index=max_index, temperature_K=temperature_K)
+    remaining = np.arange(len(pk))
+    for _dom in range(max_domains):
+        if len(remaining) == 0:
+            break
+        P, wP = P_all[remaining], w_all[remaining]
+        kmax = 1.03 * kobs.max()
+        res, single = _search(P, wP, kmax, templates, k_tol=k_tol_per_A, rel_tol=rel_tol,
+                              scale_tolerance=scale_tolerance, sigma_s=sigma_scale, angle_tol_deg=angle_tol_deg,
+                              n_anchor=n_anchor, snr_min=snr_min)
+        if not res:
+            if _dom == 0:
+                out.append({"name": "unknown", "reason": "no library zone axis matches the spot spacings and angles",
+                            "matched_peaks": 0})
+            break
+        res.sort(key=lambda m: -m.score)
+        best = res[0]
+        per_phase: dict[str, ZoneMatch] = {}
+        for m in res:
+            if m.phase not in per_phase:
+                per_phase[m.phase] = m
+        rivals = [m for name, m in per_phase.items() if name != best.phase and m.score >= ambiguity_ratio * best.score]
+        entry = best.to_dict()
+        if best.score < min_score or best.n_noncollinear < 2 and not single:
+            if _dom > 0:
+                break
+            entry = {**entry, "name": "unknown", "best_guess": best.phase,
+                     "reason": f"best score {best.score:.2f} below {min_score} or spots collinear"}
+        elif single or best.n_noncollinear < 2:
+            twins = _spacing_twins(P[list(best.matched)], templates, sigma_scale)
+            entry = {**entry, "name": best.phase if twins == [best.phase] else ("ambiguous" if twins else "unknown"),
+                     "candidates": twins, "reason": "one spacing only (no inter-spot angle): named only if no other "
+                                                    "phase has a reflection within the calibration tolerance"}
+        elif rivals:
+            entry = {**entry, "name": "ambiguous", "candidates": [best.to_dict()] + [r.to_dict() for r in rivals],
+                     "reason": "another phase explains the spots almost as well"}
+        out.append(entry)
+        matches.append(best)
+        used = []
+        for pi, (h, k, l, dt) in best.matched.items():
+            gi = remaining[pi]
+            if entry["name"] in ("ambiguous", "unknown"):
+                pk.at[gi, "phase"] = entry["name"]
+            else:
+                pk.at[gi, "phase"] = best.phase
+                pk.at[gi, "hkl"] = f"{h} {k} {l}"
+                pk.at[gi, "d_template_A"] = dt
+                pk.at[gi, "d_fit_A"] = dt / best.scale_factor  # spacing of the globally fitted lattice
+            used.append(pi)
+        if entry["name"] in ("ambiguous", "unknown"):
+            break
+        remaining = np.delete(remaining, used)
+        if len(remaining) < 2:
+            break
+    return PhaseID(out, pk, matches)

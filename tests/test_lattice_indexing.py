@@ -1,0 +1,96 @@
+"""Scale-free indexing and phase ID: known zone axes, calibration errors, twins, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryomat.cli.main import main
+from cryomat.lattice import find_fft_peaks, get_phase
+from cryomat.lattice.indexing import identify_phases
+from cryomat.simulate.lattice import lattice_image
+
+
+def _template_peaks(phase, zone, *, scale=1.0, rotation_deg=0.0, d_min=1.2, snr=50.0):
+    """Noise-free spot table (one of each Friedel pair) from a phase's zone pattern."""
+    pat = get_phase(phase).zone_pattern(zone, d_min=d_min, rotation_deg=rotation_deg)
+    pat = pat[(pat.gy_per_A > 1e-9) | ((np.abs(pat.gy_per_A) <= 1e-9) & (pat.gx_per_A > 0))]
+    kx, ky = pat.gx_per_A.to_numpy() * scale, pat.gy_per_A.to_numpy() * scale
+    return pd.DataFrame({"kx_per_A": kx, "ky_per_A": ky, "snr": snr, "k_per_A": np.hypot(kx, ky)})
+
+
+@pytest.mark.parametrize("phase,zone", [("Li", (0, 0, 1)), ("Li2O", (1, 1, 0)), ("LiF", (1, 1, 1)),
+                                        ("Li2CO3", (0, 1, 0)), ("ice-Ih", (0, 0, 1)), ("ice-Ic", (1, 1, 0))])
+@pytest.mark.parametrize("scale", [1.0, 1.03, 0.985])
+def test_templates_index_to_their_phase_and_scale(phase, zone, scale):
+    # exact spot positions: the answer must be the phase and zone axis, and the fitted global scale
+    # must recover the simulated calibration error to 0.1 % (it is a least-squares fit of exact data)
+    r = identify_phases(_template_peaks(phase, zone, scale=scale, rotation_deg=33.0))
+    best = r.phases[0]
+    assert best["name"] == phase
+    assert best["scale_factor"] == pytest.approx(scale, rel=1e-3)
+    assert get_phase(phase).zone_axes(max_index=2, d_min=1.0).count(tuple(best["zone_axis"])) == 1
+
+
+def test_one_spacing_near_twin_is_ambiguous():
+    # Li (110) 2.481 A vs Li2CO3 (020) 2.488 A: a single pair of spots must not be named
+    pk = pd.DataFrame({"kx_per_A": [1 / 2.484], "ky_per_A": [0.0], "snr": [80.0], "k_per_A": [1 / 2.484]})
+    r = identify_phases(pk)
+    assert r.phases[0]["name"] == "ambiguous"
+    assert {"Li", "Li2CO3"} <= set(r.phases[0]["candidates"])
+
+
+def test_ice_ic_ih_twin_zone_is_ambiguous_but_ih_only_spots_decide():
+    # Ih [1-100] and Ic [211] give the same spacings and angles (to 0.3 %): say so
+    r = identify_phases(_template_peaks("ice-Ih", (1, -1, 0)))
+    assert r.phases[0]["name"] == "ambiguous"
+    # Ih [0001] shows the Ih-only 3.90 A spots: Ih; Ic [111] shows only the 2.25 A ring while Ih
+    # [0001] would predict strong 3.90 A spots too: Ic
+    assert identify_phases(_template_peaks("ice-Ih", (0, 0, 1))).phases[0]["name"] == "ice-Ih"
+    assert identify_phases(_template_peaks("ice-Ic", (1, 1, 1))).phases[0]["name"] == "ice-Ic"
+
+
+def test_no_spots_is_unknown():
+    r = identify_phases(pd.DataFrame({"kx_per_A": [], "ky_per_A": [], "snr": []}))
+    assert r.phases[0]["name"] == "unknown"
+
+
+def test_simulated_image_with_pixel_size_error():
+    # a simulated Li2O [110] image analysed with a 3 % wrong pixel size: the scale factor absorbs it
+    rng = np.random.default_rng(21)
+    img, _ = lattice_image((384, 384), pixel_size=0.2, phase="Li2O", zone_axis=(1, 1, 0), rotation_deg=12.0,
+                           dose_e_per_A2=100.0, rng=rng)
+    pk = find_fft_peaks(img, pixel_size=0.2 * 1.03)
+    r = identify_phases(pk, k_tol_per_A=1 / (384 * 0.2))
+    assert r.phases[0]["name"] == "Li2O"
+    # measured k are 3 % small, so s = 1/1.03; tolerance 0.3 %: spot refinement + cubic-cell fit
+    assert r.phases[0]["scale_factor"] == pytest.approx(1 / 1.03, rel=3e-3)
+
+
+def test_cli_lattice_end_to_end(tmp_path):
+    sim = tmp_path / "sim"
+    assert main(["simulate", "lattice", "--out", str(sim), "--seed", "3", "--set", "phase=LiF",
+                 "--set", "zone_axis=(1,0,0)", "--set", "size=256", "--set", "dose_e_per_A2=200"]) == 0
+    out = tmp_path / "out"
+    assert main(["lattice", str(sim / "image.mrc"), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    assert res["phases"][0]["name"] == "LiF"
+    assert res["phases"][0]["zone_axis"] == [1, 0, 0]
+    peaks = pd.read_csv(out / "peaks.csv")
+    assert {"kx_per_A", "ky_per_A", "d_spacing_A", "angle_deg", "intensity", "snr", "hkl", "phase"} <= set(peaks)
+    # LiF (200) = 2.013 A among the indexed spots, measured to 0.3 %
+    d200 = peaks.d_spacing_A[peaks.hkl.astype(str).str.replace("-", "").isin(["2 0 0", "0 2 0", "0 0 2"])]
+    assert len(d200) and np.all(np.abs(d200 / get_phase("LiF").d_spacing([2, 0, 0]) - 1) < 3e-3)
+    assert (out / "report.html").exists() and (out / "fft_indexed.png").exists()
+
+
+def test_cli_lattice_bad_input(tmp_path, capsys):
+    sim = tmp_path / "sim"
+    main(["simulate", "lattice", "--out", str(sim), "--set", "size=64"])
+    assert main(["lattice", str(sim / "image.mrc"), "--out", str(tmp_path / "o"), "--phases", "unobtainium"]) == 2
+    err = capsys.readouterr().err
+    assert "unobtainium" in err and "Traceback" not in err
+    assert main(["lattice", str(tmp_path / "missing.mrc"), "--out", str(tmp_path / "o2")]) == 2
