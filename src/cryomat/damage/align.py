@@ -1,0 +1,102 @@
+"""Drift between the frames of a dose series, for FRC/FRPR after alignment (``--align``).
+
+Uses :mod:`cryomat.registration` when it provides ``estimate_drift``; otherwise a small fallback:
+each frame's spectrum is low-passed and Fourier-cropped to at most 512 px, and registered to the
+running sum of the frames already aligned with sub-pixel phase cross-correlation
+(scikit-image; Guizar-Sicairos et al. 2008, doi:10.1364/OL.33.000156).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _crop_lowpass(spectrum, shape, size: int, lowpass_px: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """A low-passed, downsampled real image from a frame's rfft (crop to size x size)."""
+    import scipy.fft
+
+    m, n = shape
+    s = min(size, m, n)
+    s -= s % 2
+    h = s // 2
+    top = spectrum[:h, : h + 1]
+    bot = spectrum[m - h:, : h + 1]
+    crop = np.concatenate([top, bot], axis=0)
+    kr = np.fft.fftfreq(s)[:, None] * s / m
+    kc = np.fft.rfftfreq(s)[None, :] * s / n
+    sigma = 1.0 / max(lowpass_px, 1.0)
+    crop = crop * np.exp(-0.5 * (kr**2 + kc**2) / sigma**2)
+    return scipy.fft.irfft2(crop, s=(s, s)), (m / s, n / s)
+
+
+class DriftTracker:
+    """Estimates each frame's shift (row, col px) relative to the first, frame by frame.
+
+    Parameters
+    ----------
+    shape : frame shape.
+    lowpass_px : Gaussian low-pass length (px) applied before registration.
+    size : working size of the cropped spectra (px).
+    """
+
+    def __init__(self, shape, *, lowpass_px: float = 6.0, size: int = 512):
+        self.shape = tuple(shape)
+        self.lowpass_px = float(lowpass_px)
+        self.size = int(size)
+        self._ref = None
+        self.shifts: list[tuple[float, float]] = []
+
+    def add(self, spectrum) -> tuple[float, float]:
+        """Register a frame (its rfft) and return its shift (row, col) in px; apply ``-shift`` to align."""
+        from skimage.registration import phase_cross_correlation
+
+        img, scale = _crop_lowpass(spectrum, self.shape, self.size, self.lowpass_px)
+        if self._ref is None:
+            shift = np.zeros(2)
+            self._ref = img.copy()
+        else:
+            est, _, _ = phase_cross_correlation(self._ref, img, upsample_factor=20, normalization=None)
+            shift = -np.asarray(est, dtype=np.float64)
+            self._ref += _shift_image(img, -shift)
+        self.shifts.append((float(shift[0] * scale[0]), float(shift[1] * scale[1])))
+        return self.shifts[-1]
+
+
+def _shift_image(img, shift_rc):
+    from cryomat.simulate.physics import fourier_shift
+
+    return fourier_shift(img, (float(shift_rc[0]), float(shift_rc[1])))
+
+
+def shift_spectrum(spectrum, shape, shift_rc) -> np.ndarray:
+    """Apply a (row, col) px shift to a frame's rfft (Fourier shift theorem)."""
+    m, n = shape
+    kr = np.fft.fftfreq(m)[:, None]
+    kc = np.fft.rfftfreq(n)[None, :]
+    ph_r = np.exp(-2j * np.pi * kr * shift_rc[0]).astype(np.complex64)
+    ph_c = np.exp(-2j * np.pi * kc * shift_rc[1]).astype(np.complex64)
+    return spectrum * ph_r * ph_c
+
+
+def registration_drift(frames, *, pixel_size: float):
+    """Drift (row, col px per frame) from :mod:`cryomat.registration` if it offers it, else ``None``."""
+    try:
+        from cryomat import registration  # noqa: F401
+    except ImportError:
+        return None
+    fn = getattr(registration, "estimate_drift", None)
+    if fn is None:
+        return None
+    out = fn(frames, pixel_size=pixel_size)
+    shifts = getattr(out, "shifts_px", None)
+    if shifts is None and hasattr(out, "to_frame"):
+        tab = out.to_frame()
+        cols = [c for c in tab.columns if c.startswith("shift_row")], [c for c in tab.columns if c.startswith("shift_col")]
+        if cols[0] and cols[1]:
+            shifts = np.stack([tab[cols[0][0]].to_numpy(), tab[cols[1][0]].to_numpy()], axis=1)
+    if shifts is None and isinstance(out, np.ndarray):
+        shifts = out
+    if shifts is None:
+        return None
+    shifts = np.asarray(shifts, dtype=np.float64)
+    return shifts if shifts.shape == (np.shape(frames)[0], 2) else None
