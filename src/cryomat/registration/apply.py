@@ -73,7 +73,7 @@ class AlignedSums:
 
 def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None = None,
                  dose_per_frame: float | None = None, voltage_kV: float = 300.0, pre_exposure: float = 0.0,
-                 frame_indices=None) -> AlignedSums:
+                 frame_indices=None, local=None) -> AlignedSums:
     """Aligned sum, even/odd half sums and the dose-weighted sum in one pass over the frames.
 
     Every frame is read once, corrected, Fourier transformed, shifted by a phase ramp and added
@@ -91,6 +91,8 @@ def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None 
     voltage_kV : kV (scales the critical exposure).
     pre_exposure : e/A^2 received before frame 0.
     frame_indices : optional subset/order of frames to use (e.g. to drop the first frames).
+    local : optional :class:`cryomat.registration.local.LocalMotion`; each globally aligned frame is
+        then also warped by the local model (cubic-spline interpolation) before it is summed.
 
     References
     ----------
@@ -113,12 +115,15 @@ def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None 
         ne = critical_exposure(np.sqrt(kr**2 + kc**2), voltage_kV=voltage_kV).astype(np.float32)
         norm = weight_norm(len(idx), ne, dose_per_frame=dose_per_frame, pre_exposure=pre_exposure)
         dw = np.zeros(half, np.complex64)
+    grid = np.stack(np.mgrid[0:shape[0], 0:shape[1]], -1).astype(np.float32) if local is not None else None
     for j, f in enumerate(progress(idx, total=len(idx), desc="sum")):
         a = corrector(frames[f]) if corrector is not None else np.asarray(frames[f], dtype=np.float32)
         spec = sfft.rfft2(np.asarray(a, np.float32), workers=_W)
         er, ec = _ramp_full(shape, s[f])
         spec *= er[:, None]
         spec *= ec[None, :]
+        if local is not None:
+            spec = sfft.rfft2(_warp(sfft.irfft2(spec, s=shape, workers=_W), local, f, grid), workers=_W)
         acc[j % 2] += spec
         if dw is not None:
             dw += spec * frame_weight(j, len(idx), ne, dose_per_frame=dose_per_frame, pre_exposure=pre_exposure,
@@ -128,3 +133,12 @@ def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None 
     total = even + odd
     dws = sfft.irfft2(dw, s=shape, workers=_W).astype(np.float32) if dw is not None else None
     return AlignedSums(total=total, even=even, odd=odd, dose_weighted=dws)
+
+
+def _warp(img, local, frame, grid) -> np.ndarray:
+    """Globally aligned frame resampled at p + d(p): undoes the local displacement d of the model."""
+    from scipy import ndimage
+
+    d = local.displacement(grid, frame)
+    coords = [grid[..., 0] + d[..., 0], grid[..., 1] + d[..., 1]]
+    return ndimage.map_coordinates(np.asarray(img, np.float32), coords, order=3, mode="reflect").astype(np.float32)

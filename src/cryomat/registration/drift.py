@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft as sfft
 
-from cryomat.registration.ccf import Spectra, ccf_peak, choose_bfactor, make_spectra, norm, with_bfactor
+from cryomat.registration.ccf import Spectra, blas_single, ccf_peak, choose_bfactor, make_spectra, norm, with_bfactor
 from cryomat.registration.smooth import smooth_trajectory
 
 
@@ -79,33 +79,35 @@ class DriftResult:
                 "mean_ccf_peak": float(np.mean(self.ccf_peak))}
 
 
-def lattice_period(spec: Spectra, *, min_px: float = 2.5, threshold: float = 0.2) -> float | None:
-    """Shortest lattice period (px) from the shift-invariant mean power spectrum, or None.
+def lattice_period(spec: Spectra, *, z_threshold: float = 10.0, min_k: float = 0.02) -> float | None:
+    """Largest lattice-plane spacing (px) seen as Bragg spots in the mean power spectrum, or None.
 
-    The mean power spectrum of the frames does not depend on the drift. Its white (shot-noise)
-    floor is removed with the median, and the autocorrelation is searched for the highest secondary
-    maximum beyond ``min_px``. A lattice gives isolated spots there, an amorphous film only a ring:
-    we call it a lattice when that maximum stands above the mean of its ring by ``threshold`` of
-    the zero-shift signal autocorrelation.
+    The mean power spectrum of the frames does not depend on the drift. A false detection on a
+    strong amorphous image (its speckle does not average over frames) only makes the tracking more
+    cautious; a missed lattice at very low dose would allow jumps, so the threshold is low. Bragg spots are pixels
+    that stand above the local median (7 x 7) by ``z_threshold`` times the standard error of a mean
+    of n exponential (shot-noise) powers; the axes (detector streaks) and |k| < ``min_k`` cycles/px
+    are ignored. The spot of lowest |k| gives d_max = 1/|k|, which is never larger than the shortest
+    lattice translation, so 0.45 d_max is a safe radius against whole-period jumps.
     """
-    p = np.mean(np.abs(spec.data) ** 2, axis=0)
-    p = np.clip(p - np.median(p), 0, None) * (spec.filt > 0)
-    mr, mc = spec.ccf_shape
-    ac = sfft.irfft2(p * spec.filt, s=(mr, mc))
-    a0 = ac[0, 0]
-    if not np.isfinite(a0) or a0 <= 0:
+    from scipy.ndimage import median_filter
+
+    n = spec.data.shape[0]
+    p = np.mean(np.abs(spec.data) ** 2, axis=0).astype(np.float64)
+    bg = median_filter(p, size=7, mode="wrap")
+    kr = spec.kr[:, None]
+    kc = spec.kc[None, :]
+    k = np.sqrt(kr**2 + kc**2)
+    ok = (k > min_k) & (np.abs(kr) > 1.5 / spec.shape[0]) & (np.abs(kc) > 1.5 / spec.shape[1])
+    # the same specimen is in every frame, so its speckle does not average out: split bg into a
+    # white noise floor (low percentile) that averages as 1/sqrt(n) and a specimen part that does not
+    floor = float(np.percentile(bg[ok], 5)) if ok.any() else float(np.median(bg))
+    spk = np.clip(bg - floor, 0, None)
+    z = (p - bg) / np.maximum(np.sqrt(spk**2 + floor**2 / n), 1e-30)
+    spots = ok & (z > z_threshold)
+    if spots.sum() < 2:  # a 2D lattice shows at least two independent reflections
         return None
-    sr, sc = spec.ccf_step
-    rr = np.fft.fftfreq(mr, 1.0 / mr) * sr
-    cc = np.fft.fftfreq(mc, 1.0 / mc) * sc
-    r = np.hypot(rr[:, None], cc[None, :])
-    lim = 0.25 * min(spec.shape)
-    cand = np.where((r > min_px) & (r < lim), ac, -np.inf)
-    i, j = np.unravel_index(int(np.argmax(cand)), cand.shape)
-    rho = r[i, j]
-    ring = (np.abs(r - rho) < max(sr, sc)) & np.isfinite(cand)
-    score = (ac[i, j] - ac[ring].mean()) / a0
-    return float(rho) if score > threshold else None
+    return float(1.0 / k[spots].min())
 
 
 def _loo_pass(spec: Spectra, shifts: np.ndarray, *, group: int, radius: np.ndarray | float | None,
@@ -186,6 +188,15 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     Grant & Grigorieff, eLife 4:e06980 (2015), doi:10.7554/eLife.06980;
     Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008), doi:10.1364/OL.33.000156.
     """
+    with blas_single():
+        return _estimate_drift(frames, pixel_size=pixel_size, mode=mode, bfactor_px2=bfactor_px2,
+                               max_shift_px=max_shift_px, group=group, max_iterations=max_iterations, tol_px=tol_px,
+                               smoothing=smoothing, corrector=corrector, max_size=max_size,
+                               lattice_guard=lattice_guard, pair_window=pair_window, spectra=spectra)
+
+
+def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, group, max_iterations, tol_px, smoothing,
+                    corrector, max_size, lattice_guard, pair_window, spectra) -> DriftResult:
     n = _check_frames(frames)
     if mode not in ("reference", "all-pairs"):
         raise ValueError(f"mode must be 'reference' or 'all-pairs', got {mode!r}")
@@ -209,8 +220,10 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     if mode == "all-pairs":
         from cryomat.registration.allpairs import estimate_drift_all_pairs
 
-        return estimate_drift_all_pairs(spec, pixel_size=pixel_size, period_px=period, max_shift_px=max_shift,
-                                        window=pair_window, smoothing=smoothing)
+        res = estimate_drift_all_pairs(spec, pixel_size=pixel_size, period_px=period, max_shift_px=max_shift,
+                                       window=pair_window, smoothing=smoothing)
+        res.extra.update({"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape)})
+        return res
     guard = 0.45 * period if period else None
     if guard:
         shifts = _progressive(spec, radius=guard)

@@ -93,7 +93,7 @@ def crystal_potential(shape, *, pixel_size: float, period_A: float, angle_deg: f
 def render_movie(*, n_frames: int = 20, shape=(512, 512), pixel_size: float = 1.0, voltage_kV: float = 300.0,
                  dose_per_frame: float = 0.5, defocus_A: float = 15000.0, film_thickness_A: float = 300.0,
                  specimen: str = "film+crystal", lattice_period_A: float = 6.0, lattice_angle_deg: float = 12.0,
-                 column_phase_rad: float = 0.25, crystal_radius_frac: float = 0.3,
+                 column_phase_rad: float = 0.6, crystal_radius_frac: float = 0.3,
                  crystal_critical_dose: float | None = None, drift_total_px: float = 10.0, jitter_px: float = 0.0,
                  local_motion_px: float = 0.0, gain_variation: float = 0.0, n_hot_pixels: int = 0,
                  dead_column: bool = False, pre_exposure: float = 0.0, seed: int = 0):
