@@ -36,6 +36,10 @@ def add_arguments(p):
     p.add_argument("--fwhm-mnka", type=positive_float, metavar="EV", help="EDS detector FWHM at Mn Ka in eV")
     p.add_argument("--background", choices=["mean", "linear", "powerlaw", "none"], default="mean",
                    help="EDS continuum estimate under each line (default mean, as exSpy)")
+    p.add_argument("--windows", choices=["auto", "exspy", "exclusive"], default="auto",
+                   help="EDS background-window placement: exSpy's, or moved off other lines (default auto)")
+    p.add_argument("--window-correction", action="store_true",
+                   help="EDS: report full-line counts (divide by the Gaussian fraction inside each window)")
     p.add_argument("--line-width", type=positive_float, nargs=2, default=[2.0, 2.0], metavar=("LEFT", "RIGHT"),
                    help="EDS background windows start this many FWHM from the line (default 2 2)")
     p.add_argument("--edges", metavar="LIST", help="EELS edges, e.g. Ti_L3,O_K")
@@ -132,7 +136,8 @@ def run(args) -> int:
     result = write_outputs(
         od, spec, elements=_csv_list(args.elements) if args.elements else None,
         lines=_csv_list(args.lines) if args.lines else None, kfactors=kfac, fwhm_mnka_eV=args.fwhm_mnka,
-        background=args.background, line_width=tuple(args.line_width),
+        background=args.background, line_width=tuple(args.line_width), window_mode=args.windows,
+        window_correction=args.window_correction,
         edges=_csv_list(args.edges) if args.edges else None, delta_eV=args.delta, fit_eV=args.fit_width,
         lowloss=lowloss, deconvolve=not args.no_deconvolve, alpha_mrad=args.alpha, beta_mrad=args.beta,
         image=image, profile=prof, width=args.width, surface_mask=mask, decompose=args.decompose,

@@ -1,12 +1,12 @@
 """Decomposition of low-dose spectrum images: Poisson-weighted PCA and NMF.
 
 PCA on Poisson counts is dominated by the bright channels unless the data are weighted first:
-``D / sqrt(outer(g, h))`` with ``g`` the mean image and ``h`` the mean spectrum (Keenan & Kotula,
+``D / sqrt(outer(g, h) / mean(D))`` with ``g`` the mean image and ``h`` the mean spectrum (Keenan & Kotula,
 *Surf. Interface Anal.* 36 (2004) 203, doi:10.1002/sia.1657), which makes the noise approximately
 white with unit variance. The number of components is then chosen as the number of eigenvalues of
-the weighted data above the largest eigenvalue expected from pure unit-variance noise
+the weighted (uncentred) data above the largest eigenvalue expected from pure unit-variance noise
 (Marchenko-Pastur edge, ``(sqrt(N) + sqrt(M))^2``), with a 10 % margin: a stated, parameter-free
-criterion. NMF (scikit-learn, Poisson/KL loss) gives non-negative, interpretable factors.
+criterion. NMF (scikit-learn, channel-weighted) gives non-negative, interpretable factors.
 """
 
 from __future__ import annotations
@@ -67,19 +67,23 @@ def poisson_pca(data, *, n_components: int | None = None, max_components: int = 
     keep = h > 0
     x = x[:, keep]
     h = h[keep]
-    gs = np.sqrt(np.clip(g, 1e-12, None))[:, None]
-    hs = np.sqrt(h)[None, :]
+    mu = max(float(x.mean()), 1e-12)
+    # Poisson: E[x_ij] ~ g_i h_j / mu, so x / sqrt(g h / mu) has unit variance
+    gs = np.sqrt(np.clip(g, 1e-12, None) / np.sqrt(mu))[:, None]
+    hs = np.sqrt(h / np.sqrt(mu))[None, :]
     w = x / gs / hs
-    mean = w.mean(0)
-    wc = w - mean
-    n, m = wc.shape
-    u, s, vt = np.linalg.svd(wc, full_matrices=False)
+    n, m = w.shape
+    from sklearn.utils.extmath import randomized_svd
+
+    r = min(max_components + 10, min(n, m))
+    u, s, vt = randomized_svd(w, n_components=r, n_iter=5, random_state=0)
     ev = s**2
+    # pure unit-variance noise: largest eigenvalue of W^T W is (sqrt(N) + sqrt(M))^2 (Marchenko-Pastur)
     edge = (np.sqrt(n) + np.sqrt(m)) ** 2
     auto = int(np.sum(ev > margin * edge))
     k = int(n_components) if n_components else max(1, min(auto, max_components))
     if k > len(s):
-        raise ValueError(f"n_components={k} exceeds the rank of the data ({len(s)})")
+        raise ValueError(f"n_components={k} exceeds the {len(s)} components computed (max_components + 10)")
     fac = np.zeros((k, keep.size))
     fac[:, keep] = vt[:k] * hs  # back to count units
     load = (u[:, :k] * s[:k]) * gs
@@ -89,28 +93,33 @@ def poisson_pca(data, *, n_components: int | None = None, max_components: int = 
 
 
 def nmf(data, *, n_components: int, max_iter: int = 400, seed: int = 0) -> Decomposition:
-    """Non-negative matrix factorisation with the Kullback-Leibler (Poisson) loss (scikit-learn).
+    """Non-negative matrix factorisation of Poisson counts (scikit-learn, coordinate descent).
 
-    Factors are scaled to unit sum so the loadings are counts per pixel (Lee & Seung, *Nature* 401
-    (1999) 788, doi:10.1038/44565).
+    The channels are scaled by ``1 / sqrt(mean spectrum)`` first, so that the least-squares loss weighs
+    each channel by its Poisson variance (non-negativity is kept); the factors are scaled back and
+    normalised to unit sum, so the loadings are counts per pixel (Lee & Seung, *Nature* 401 (1999)
+    788, doi:10.1038/44565; weighting as Keenan & Kotula 2004).
     """
     from sklearn.decomposition import NMF
 
     if n_components is None or n_components < 1:
         raise ValueError(f"n_components must be a positive whole number for NMF, got {n_components!r}")
     x, nav = _flat(data)
-    keep = x.sum(0) > 0
-    model = NMF(n_components=int(n_components), init="nndsvda", beta_loss="kullback-leibler", solver="mu",
-                max_iter=max_iter, random_state=seed, tol=1e-5)
-    w = model.fit_transform(np.clip(x[:, keep], 0, None))
-    hmat = model.components_
+    h = x.mean(0)
+    # channels holding signal: above 1e-3 of the brightest channel (empty channels only cost time)
+    keep = h > max(0.0, 1e-3 * h.max())
+    sh = np.sqrt(h[keep])
+    model = NMF(n_components=int(n_components), init="nndsvda", beta_loss="frobenius", solver="cd",
+                max_iter=max_iter, random_state=seed, tol=1e-4)
+    w = model.fit_transform(np.clip(x[:, keep], 0, None) / sh)
+    hmat = model.components_ * sh
     scale = hmat.sum(1, keepdims=True)
     scale[scale == 0] = 1
     fac = np.zeros((hmat.shape[0], keep.size))
     fac[:, keep] = hmat / scale
     load = w * scale.T
     return Decomposition("nmf", fac, load.T.reshape((hmat.shape[0],) + nav), int(n_components), None, None,
-                         f"{n_components} components requested (KL loss)")
+                         f"{n_components} components (channel-weighted least squares, non-negative)")
 
 
 def match_factors(estimated, truth) -> np.ndarray:

@@ -73,24 +73,50 @@ def integration_windows(lines, *, fwhm_mnka_eV: float = 130.0, width: float = 2.
 
 
 def background_windows(lines, *, fwhm_mnka_eV: float = 130.0, line_width=(2.0, 2.0),
-                       window_width: float = 1.0) -> np.ndarray:
+                       window_width: float = 1.0, mode: str = "auto") -> np.ndarray:
     """Two background windows per line (eV): array (n_lines, 4) = left (a, b), right (c, d).
 
     The left window ends ``line_width[0]`` FWHM below the line, the right one starts
-    ``line_width[1]`` FWHM above it; each is ``window_width`` FWHM wide. Windows of neighbouring lines
-    that overlap are merged, as exSpy does.
+    ``line_width[1]`` FWHM above it; each is ``window_width`` FWHM wide.
+
+    mode : ``"exspy"``: windows of neighbouring lines that overlap are merged pairwise in order of
+        energy, exactly as exSpy's ``estimate_background_windows``; ``"exclusive"``: each window is
+        moved outwards (in steps of a tenth of its width) until it overlaps no other line's peak region
+        (+-``line_width`` FWHM around it); ``"auto"`` (default): exSpy's windows unless one of them
+        then falls on another line's peak region, in which case the exclusive ones.
     """
+    if mode not in {"auto", "exspy", "exclusive"}:
+        raise ValueError(f"mode must be 'auto', 'exspy' or 'exclusive', got {mode!r}")
     e = np.array([line_energy_eV(x) for x in lines], float)
     f = eds_fwhm_eV(e, fwhm_mnka_eV=fwhm_mnka_eV)
-    w = np.stack([e - f * line_width[0] - f * window_width, e - f * line_width[0],
-                  e + f * line_width[1], e + f * line_width[1] + f * window_width], axis=1).reshape(-1, 4)
+    base = np.stack([e - f * line_width[0] - f * window_width, e - f * line_width[0],
+                     e + f * line_width[1], e + f * line_width[1] + f * window_width], axis=1).reshape(-1, 4)
+    w = base.copy()
     order = np.argsort(w[:, 0], kind="stable")
     for ia, ib in zip(order[:-1], order[1:]):
         if w[ia, 2] > w[ib, 0]:
             merged = np.concatenate([w[ia, :2], w[ib, 2:]])
             w[ia] = merged
             w[ib] = merged
-    return w
+    peaks = np.stack([e - f * line_width[0], e + f * line_width[1]], axis=1)
+
+    def hits(i, lo, hi):
+        return any(j != i and lo < peaks[j, 1] and hi > peaks[j, 0] for j in range(len(e)))
+
+    if mode == "exspy" or (mode == "auto" and not any(hits(i, w[i, 0], w[i, 1]) or hits(i, w[i, 2], w[i, 3])
+                                                       for i in range(len(e)))):
+        return w
+    out = base.copy()
+    for i in range(len(e)):
+        step = 0.1 * f[i] * window_width
+        lo, hi = out[i, 0], out[i, 1]
+        while hits(i, lo, hi) and lo > step:
+            lo, hi = lo - step, hi - step
+        lo2, hi2 = out[i, 2], out[i, 3]
+        while hits(i, lo2, hi2):
+            lo2, hi2 = lo2 + step, hi2 + step
+        out[i] = (lo, hi, lo2, hi2)
+    return out
 
 
 def energy_to_index(energy_eV, *, offset_eV: float, scale_eV: float, size: int) -> np.ndarray:
@@ -135,7 +161,8 @@ class LineIntensities:
 
 
 def line_intensities(data, energy_eV, lines, *, windows_eV=None, background_windows_eV=None,
-                     fwhm_mnka_eV: float = 130.0, width: float = 2.0, background: str = "mean") -> LineIntensities:
+                     fwhm_mnka_eV: float = 130.0, width: float = 2.0, background: str = "mean",
+                     window_correction: bool = False) -> LineIntensities:
     """Integrated X-ray line counts with the continuum removed.
 
     Parameters
@@ -151,6 +178,11 @@ def line_intensities(data, energy_eV, lines, *, windows_eV=None, background_wind
         under the line: better when the continuum slopes and the windows are asymmetric) or
         ``"powerlaw"`` (a power law of energy through the two window means: exact for a Kramers
         continuum ~ (E0 - E) / E far below E0).
+
+    window_correction : divide each net intensity by the fraction of a Gaussian line (FWHM from
+        ``fwhm_mnka_eV``) that falls inside its integration window as rounded to whole channels, so
+        that intensities are full-line counts (k-factors defined for whole lines then apply; off by
+        default, as exSpy, whose k-factors are calibrated with its windows).
 
     Returns
     -------
@@ -206,6 +238,14 @@ def line_intensities(data, energy_eV, lines, *, windows_eV=None, background_wind
                     bg = n * dl ** (1 - t) * dr**t
                     # d bg / d left = bg (1 - t) / left, d bg / d right = bg t / right
                     var = gross + (bg * (1 - t)) ** 2 / np.clip(left, 1, None) + (bg * t) ** 2 / np.clip(right, 1, None)
+        if window_correction:
+            from scipy.special import ndtr
+
+            c = line_energy_eV(_line)
+            sd = eds_fwhm_eV(c, fwhm_mnka_eV=fwhm_mnka_eV) / 2.3548200450309493
+            lo_e, hi_e = offset + scale * (i0 - 0.5), offset + scale * (i1 - 0.5)
+            frac = float(ndtr((hi_e - c) / sd) - ndtr((lo_e - c) / sd))
+            gross, bg, var = gross / frac, bg / frac, var / frac**2
         nets.append(gross - bg)
         bgs.append(bg)
         vars_.append(var)

@@ -24,7 +24,7 @@ def _idx(e, offset, scale, size):
     return int(energy_to_index(e, offset_eV=offset, scale_eV=scale, size=size - 1))
 
 
-def powerlaw_fit(data, energy_eV, window_eV):
+def powerlaw_fit(data, energy_eV, window_eV, *, r=None):
     """Two-area power-law estimate ``A E^-r`` of the background in a pre-edge window.
 
     Parameters
@@ -32,6 +32,9 @@ def powerlaw_fit(data, energy_eV, window_eV):
     data : array (..., energy) counts per channel.
     energy_eV : array (energy,) channel energies (eV).
     window_eV : (start, end) of the fit window (eV), before the edge.
+    r : fixed exponent (scalar or per-pixel array); then only ``A`` is estimated, from the counts of
+        the whole window. This is linear in the counts, hence unbiased and robust at low dose when
+        ``r`` comes from the summed spectrum (Egerton 2011, sec. 4.4.2).
 
     Returns
     -------
@@ -63,6 +66,12 @@ def powerlaw_fit(data, energy_eV, window_eV):
         raise ValueError(f"the power-law window must start above 0 eV, got {x1:.2f} eV")
     big1 = _window_sum(data, i1, i2)
     big2 = _window_sum(data, i3, i4)
+    if r is not None:
+        r = np.broadcast_to(np.asarray(r, float), big1.shape)
+        k = 1 - r
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = k * (big1 + big2) / (x4**k - x1**k)
+        return np.nan_to_num(a), np.asarray(r)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = 2 * np.log(big1 / big2 * (x4 - x3) / (x2 - x1)) / np.log(x4 * x3 / x2 / x1)
         k = 1 - r
@@ -81,7 +90,7 @@ def powerlaw_background(a, r, energy_eV):
     return np.nan_to_num(out)
 
 
-def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_eV):
+def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_eV, r=None):
     """Background-subtracted counts of a core-loss edge.
 
     Parameters
@@ -90,6 +99,7 @@ def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_
     energy_eV : array (energy,) channel energies (eV).
     background_window_eV : (start, end) pre-edge window for the power law (eV).
     integration_window_eV : (onset, onset + Delta) window to integrate (eV).
+    r : optional fixed power-law exponent (see :func:`powerlaw_fit`).
 
     Returns
     -------
@@ -98,7 +108,7 @@ def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_
     simplified) and the background counts subtracted under the edge.
     """
     offset, scale, size = _axis(energy_eV)
-    a, r = powerlaw_fit(data, energy_eV, background_window_eV)
+    a, r = powerlaw_fit(data, energy_eV, background_window_eV, r=r)
     e0, e1 = (float(v) for v in integration_window_eV)
     if not e1 > e0:
         raise ValueError(f"integration_window_eV must be (start, end) with end > start, got {integration_window_eV!r}")

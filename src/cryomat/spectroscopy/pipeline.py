@@ -17,7 +17,7 @@ from cryomat.spectroscopy import eels as _eels
 EDS_ASSUMPTIONS = ("Cliff-Lorimer ratio method for a thin film: no absorption and no fluorescence correction; "
                    "continuum under each line from background windows on either side; Poisson errors only.")
 EELS_ASSUMPTIONS = ("Edge counts over a window Delta above the onset after a power-law background fitted before "
-                    "the edge (two-area method); hydrogenic partial cross-sections sigma(beta, Delta) (Egerton); "
+                    "the edge (two-area method; exponent from the summed spectrum, amplitude per pixel); hydrogenic partial cross-sections sigma(beta, Delta) (Egerton); "
                     "single scattering assumed unless a low-loss is given for Fourier-ratio deconvolution.")
 
 
@@ -61,7 +61,8 @@ class MapResult:
 
 def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str = "mean",
              line_width=(2.0, 2.0), window_width: float = 1.0, width: float = 2.0,
-             fwhm_mnka_eV: float | None = None) -> MapResult:
+             fwhm_mnka_eV: float | None = None, window_mode: str = "auto",
+             window_correction: bool = False) -> MapResult:
     """EDS line maps and Cliff-Lorimer composition maps of a spectrum (image).
 
     Parameters
@@ -73,6 +74,8 @@ def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str 
     background : ``"mean"`` (exSpy), ``"linear"``, ``"powerlaw"`` or ``"none"``.
     line_width, window_width, width : window geometry in units of the line FWHM (exSpy's meaning).
     fwhm_mnka_eV : detector resolution at Mn Ka (eV); default the file's, else 130 eV.
+    window_mode : background-window placement (:func:`eds.background_windows`).
+    window_correction : full-line intensities (:func:`eds.line_intensities`).
     """
     e = spec.energy_eV
     res = float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0)
@@ -87,9 +90,10 @@ def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str 
     lines = list(lines)
     iw = _eds.integration_windows(lines, fwhm_mnka_eV=res, width=width)
     bw = None if background == "none" else _eds.background_windows(lines, fwhm_mnka_eV=res, line_width=line_width,
-                                                                   window_width=window_width)
+                                                                   window_width=window_width, mode=window_mode)
     li = _eds.line_intensities(spec.data, e, lines, windows_eV=iw, background_windows_eV=bw,
-                               background="mean" if background == "none" else background)
+                               background="mean" if background == "none" else background,
+                               fwhm_mnka_eV=res, window_correction=window_correction)
     voltage = spec.voltage_kV or 200.0
     user = kfactors is not None
     k = _eds.resolve_kfactors(lines, kfactors, voltage_kV=voltage)
@@ -132,7 +136,7 @@ def default_edge_windows(edges, energy_eV, *, delta_eV: float = 50.0, fit_eV: fl
 
 def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: float = 30.0,
               voltage_kV=None, alpha_mrad=None, beta_mrad=None, lowloss=None, deconvolve: bool = True,
-              align: bool = True) -> MapResult:
+              align: bool = True, global_exponent: bool = True) -> MapResult:
     """EELS edge maps and composition maps of a core-loss spectrum (image).
 
     Parameters
@@ -143,6 +147,9 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
     voltage_kV, alpha_mrad, beta_mrad : override the file's (defaults 200 kV, 0 mrad, 50 mrad with a note).
     lowloss : low-loss :class:`Spectrum` of the same pixels (or one spectrum); default ``spec.lowloss``.
         When given: zero-loss alignment, t/lambda maps, and Fourier-ratio deconvolution of the core loss.
+    global_exponent : fit the power-law exponent r once on the summed spectrum and only the amplitude
+        per pixel (robust and linear at low counts, so profile sums of the maps equal the maps of the
+        summed spectra); ``False`` fits both per pixel (exSpy's ``remove_background``).
     """
     notes = []
     v = voltage_kV or spec.voltage_kV
@@ -173,7 +180,11 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
     ints, vars_, xs = {}, {}, {}
     for ed in edges:
         bgw, iw = windows[ed]
-        i, var, _ = _eels.edge_intensity(data, e, background_window_eV=bgw, integration_window_eV=iw)
+        r = None
+        if global_exponent and data.ndim > 1:
+            _, r = _eels.powerlaw_fit(data.reshape(-1, data.shape[-1]).sum(0), e, bgw)
+            r = float(r)
+        i, var, _ = _eels.edge_intensity(data, e, background_window_eV=bgw, integration_window_eV=iw, r=r)
         ints[ed], vars_[ed] = i, var
         xs[ed] = _eels.edge_cross_section(ed, window_eV=iw[1] - iw[0], voltage_kV=v, beta_mrad=b, alpha_mrad=a,
                                           onset_eV=iw[0])

@@ -118,7 +118,8 @@ def depth_profile(maps, surface_mask, *, step_px: float = 1.0, max_depth_px: flo
     return _bin(maps, variance, depth, valid, edges)
 
 
-def interface_positions(distance, composition, *, smooth_px: float = 1.0, min_step: float = 5.0) -> list[float]:
+def interface_positions(distance, composition, *, weights=None, smooth_px: float = 1.0,
+                        min_step: float = 5.0) -> list[float]:
     """Positions where the composition changes fastest along a profile (interfaces).
 
     The composition vectors are smoothed with a Gaussian of ``smooth_px`` bins; interfaces are the
@@ -129,6 +130,9 @@ def interface_positions(distance, composition, *, smooth_px: float = 1.0, min_st
     ----------
     distance : (m,) positions of the bins.
     composition : (n, m) at.% along the profile (NaN allowed: treated as 0).
+    weights : optional (m,) signal strength per bin (e.g. total net counts): the composition is
+        multiplied by ``weights / max(weights)`` so that bins with almost no signal (e.g. lithium metal
+        in EDS, vacuum) read as zero instead of noise, and the edge of the signal counts as an interface.
 
     Returns
     -------
@@ -142,6 +146,11 @@ def interface_positions(distance, composition, *, smooth_px: float = 1.0, min_st
         c = c[None]
     if c.shape[1] != x.size or x.size < 5:
         raise ValueError("composition must be (n, m) with m == len(distance) >= 5")
+    if weights is not None:
+        wts = np.clip(np.nan_to_num(np.asarray(weights, float)), 0, None)
+        if wts.shape != x.shape:
+            raise ValueError(f"weights must have shape {x.shape}, got {wts.shape}")
+        c = c * (wts / max(wts.max(), 1e-300))[None, :]
     cs = ndimage.gaussian_filter1d(c, smooth_px, axis=1, mode="nearest") if smooth_px > 0 else c
     g = np.sqrt(np.sum(np.gradient(cs, axis=1) ** 2, axis=0))
     out = []

@@ -49,7 +49,8 @@ def overlay_rgb(image, maps, *, shift=(0.0, 0.0)):
 
 def register_image(image, total_map):
     """Translation (row, col) in map pixels aligning ``total_map`` onto ``image`` (phase correlation
-    after resizing the image to the map grid; same field of view assumed)."""
+    after resizing the image to the map grid; same field of view assumed), and the correlation of the
+    two after the shift. Zero shift is kept unless the shift raises the correlation by > 0.02."""
     from scipy import ndimage
     from skimage.registration import phase_cross_correlation
 
@@ -64,11 +65,16 @@ def register_image(image, total_map):
         return (0.0, 0.0), float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
     shift, _, _ = phase_cross_correlation(a, b, upsample_factor=10, normalization=None)
     corr = float(np.corrcoef(a.ravel(), ndimage.shift(b, shift, order=1).ravel())[0, 1])
+    corr0 = float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    # keep the files' own registration unless shifting clearly improves the match (a shift along a
+    # direction in which nothing varies, e.g. parallel layers, is not determined by the data)
+    if not corr > corr0 + 0.02:
+        return (0.0, 0.0), corr0
     return (float(shift[0]), float(shift[1])), corr
 
 
 def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mnka_eV=None, background="mean",
-                  line_width=(2.0, 2.0), edges=None, delta_eV=50.0, fit_eV=30.0, lowloss=None, deconvolve=True,
+                  line_width=(2.0, 2.0), window_mode="auto", window_correction=False, edges=None, delta_eV=50.0, fit_eV=30.0, lowloss=None, deconvolve=True,
                   alpha_mrad=None, beta_mrad=None, image=None, profile=None, width=None, surface_mask=None,
                   decompose=None, components=None) -> dict:
     """Run the analysis of ``spec`` and write everything into the :class:`~cryomat.outputs.OutputDir` ``od``."""
@@ -81,7 +87,8 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
     spatial = spec.data.ndim == 3
     if spec.kind == "EDS":
         res = pipeline.eds_maps(spec, elements=elements, lines=lines, kfactors=kfactors, background=background,
-                                line_width=line_width, fwhm_mnka_eV=fwhm_mnka_eV)
+                                line_width=line_width, fwhm_mnka_eV=fwhm_mnka_eV, window_mode=window_mode,
+                                window_correction=window_correction)
     else:
         if not edges:
             raise ValueError("EELS needs --edges, e.g. --edges Ti_L3,O_K")
@@ -205,7 +212,8 @@ def _write_profile(od, rep, res, spec, profile, width, surface_mask, px_nm, new_
         tab[f"{el}_at_pct"] = comp[i, keep]
         tab[f"{el}_sigma_at_pct"] = sig[i, keep]
     od.write_csv("profile.csv", pd.DataFrame(tab))
-    iface = profiles.interface_positions(d, comp[:, keep]) if keep.sum() >= 5 else []
+    wts = np.clip(pr.sums[:, keep], 0, None).sum(0) / np.maximum(pr.npix[keep], 1)
+    iface = profiles.interface_positions(d, comp[:, keep], weights=wts) if keep.sum() >= 5 else []
     fig, ax = new_figure(1, 1, size=5.0)
     x = d * px_nm if px_nm else d
     for i, name in enumerate(res.names):

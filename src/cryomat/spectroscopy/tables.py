@@ -31,7 +31,7 @@ def xray_lines_table() -> dict[str, dict[str, dict]]:
 @functools.lru_cache(maxsize=None)
 def atomic_weights() -> dict[str, float]:
     """Standard atomic weights (g/mol) by element symbol."""
-    return {r["element"]: float(r["atomic_weight"]) for r in _rows("xray_lines.csv")}
+    return {r["element"]: float(r["atomic_weight"]) for r in _rows("elements.csv")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,6 +78,10 @@ def edge_onset_eV(edge: str) -> float:
     if el not in tab:
         raise ValueError(f"unknown element {el!r} in EELS edge {edge!r}")
     sub = {"L": "L3", "M": "M5", "L23": "L3", "M45": "M5"}.get(sub, sub)
+    if sub not in tab.get(el, {}) and sub in {"L3", "L2"} and "L2,3" in tab.get(el, {}):
+        sub = "L2,3"
+    if sub not in tab.get(el, {}) and sub in {"M5", "M4"} and "M4,5" in tab.get(el, {}):
+        sub = "M4,5"
     if sub not in tab[el]:
         raise ValueError(f"element {el} has no tabulated {sub} edge; known: {', '.join(sorted(tab[el]))}")
     return tab[el][sub]

@@ -2,6 +2,7 @@
 
 ``python -m cryomat.data.spectroscopy._generate`` writes, next to this file:
 
+- ``elements.csv``: element, Z, standard atomic weight (IUPAC, as in the exSpy database).
 - ``xray_lines.csv``: element, Z, atomic weight, X-ray line, energy (keV), relative weight in its
   family. Energies: Chantler et al. (2005), NIST X-Ray Form Factor, Attenuation and Scattering
   Tables v2.1, doi:10.18434/T4HS32; relative line weights: NIST EPQ library (DTSA-II). Both as
@@ -67,12 +68,13 @@ def _edge_from_lines(xl: dict, shell: str) -> float | None:
 def main() -> None:
     from exspy.material import elements as db
 
-    lines_rows, edge_rows, k_rows = [], [], []
+    lines_rows, edge_rows, k_rows, el_rows = [], [], [], []
     sis = {}
     for el in sorted(db.keys()):
         e = db[el]
         z = int(e.General_properties.Z)
         aw = float(e.General_properties.atomic_weight)
+        el_rows.append([el, z, aw])
         ap = e.Atomic_properties
         xl = ap.Xray_lines.as_dictionary() if ap.has_item("Xray_lines") else {}
         be = ap.Binding_energies.as_dictionary() if ap.has_item("Binding_energies") else {}
@@ -96,6 +98,10 @@ def main() -> None:
             k_rows.append([el, line, ks])
             if el == "Si" and line == "Ka":
                 sis = ks
+    with open(HERE / "elements.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["element", "Z", "atomic_weight"])
+        w.writerows(sorted(el_rows, key=lambda r: r[1]))
     with open(HERE / "xray_lines.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["element", "Z", "atomic_weight", "line", "energy_keV", "weight"])
