@@ -50,6 +50,8 @@ def test_ctf_first_zero_matches_analytic(kv, df, cs, ac):
         u = (lam * df - np.sqrt((lam * df) ** 2 - 4 * a * c)) / (2 * a)
     k_analytic = np.sqrt(u)
     k_num = _first_zero_numeric(voltage_kV=kv, defocus_A=df, cs_mm=cs, amplitude_contrast=ac)
+    k_lib = physics.ctf_zero_frequencies(3, voltage_kV=kv, defocus_A=df, cs_mm=cs, amplitude_contrast=ac)
+    assert k_lib[0] == pytest.approx(k_analytic, rel=1e-12) and np.all(np.diff(k_lib) > 0)
     # sampling step 1/(16384*0.25) = 2.4e-4 1/A; linear interpolation of a smooth zero is 100x better
     assert k_num == pytest.approx(k_analytic, rel=1e-4)
 

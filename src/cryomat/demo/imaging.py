@@ -43,11 +43,9 @@ def first_ctf_zero_A(*, pixel_size: float = 1.0) -> float:
     """Analytic first zero of -sin(chi + arcsin(A)) for the demo's optics (A)."""
     from cryomat.simulate import physics
 
-    lam = physics.electron_wavelength(VOLTAGE_KV)
-    c = 1 - np.arcsin(AMPLITUDE_CONTRAST) / np.pi
-    a = CS_MM * 1e7 * lam**3 / 2
-    u = (lam * DEFOCUS_A - np.sqrt((lam * DEFOCUS_A) ** 2 - 4 * a * c)) / (2 * a)
-    return float(1 / np.sqrt(u))
+    k = physics.ctf_zero_frequencies(1, voltage_kV=VOLTAGE_KV, defocus_A=DEFOCUS_A, cs_mm=CS_MM,
+                                     amplitude_contrast=AMPLITUDE_CONTRAST)
+    return float(1 / k[0])
 
 
 def _first_minimum(freq, prof, lo, hi):

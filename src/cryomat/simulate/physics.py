@@ -63,6 +63,36 @@ def ctf(shape: tuple[int, int], *, pixel_size: float, voltage_kV: float = 300.0,
     return out
 
 
+def ctf_zero_frequencies(n_zeros: int = 1, *, voltage_kV: float = 300.0, defocus_A: float = 5000.0,
+                         cs_mm: float = 2.7, amplitude_contrast: float = 0.07, phase_shift_deg: float = 0.0) -> np.ndarray:
+    """Spatial frequencies (1/A) of the first ``n_zeros`` zeros of :func:`ctf` (no astigmatism).
+
+    Zero m is where chi(k) + phi_a = m pi, i.e. with u = k^2
+    (Cs lambda^3 / 2) u^2 - lambda df u + (m - phi_a / pi) = 0, on the branch where chi still rises
+    (before the Scherzer turn-over). Zeros beyond that turn-over are not returned (fewer values).
+    """
+    lam = electron_wavelength(voltage_kV)
+    phase = np.arcsin(np.clip(amplitude_contrast, 0, 1)) + np.deg2rad(phase_shift_deg)
+    a = 0.5 * cs_mm * 1e7 * lam**3
+    b = lam * float(defocus_A)
+    out = []
+    for m in range(1, int(n_zeros) + 1):
+        c = m - phase / np.pi
+        if a == 0:
+            if b <= 0:
+                break
+            u = c / b
+        else:
+            disc = b * b - 4 * a * c
+            if disc < 0:
+                break
+            u = (b - np.sqrt(disc)) / (2 * a)
+        if u <= 0:
+            break
+        out.append(np.sqrt(u))
+    return np.asarray(out)
+
+
 def weak_phase_image(projected_potential_VA, *, pixel_size: float, voltage_kV: float = 300.0,
                      defocus_A: float = 5000.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07,
                      b_factor_A2: float = 20.0) -> np.ndarray:
