@@ -144,6 +144,16 @@ def test_velox_eds_spectrum_image_by_technique(real, tmp_path):
 
 
 @pytest.mark.realdata
+def test_multi_signal_dm3_second_dataset_is_a_profile(real):
+    # README: a HAADF image plus a line-profile "Plot"; the default is the image, index=1 the plot
+    img = io.read(real("rosettasciio/multi_signal.dm3"))
+    assert img.original_metadata["n_datasets"] == 2 and img.original_metadata["title"] == "HAADF"
+    plot = io.read(real("rosettasciio/multi_signal.dm3"), index=1)
+    assert plot.signal == "profile" and plot.axes == ("position",) and plot.shape == (512,)
+    assert plot.pixel_size is None  # the plot's axis has no unit
+
+
+@pytest.mark.realdata
 def test_zip_with_two_files_needs_member(real):
     with pytest.raises(InputError, match="member"):
         io.read(real("rosettasciio/velox_emd_version11.zip"))

@@ -59,6 +59,8 @@ def _classify(dataset: dict) -> str:
     sig = _get(dataset, "metadata", "Signal", "signal_type", default="") or ""
     if str(sig).upper() in {"EELS", "EDS_TEM", "EDS_SEM", "EDS"}:
         return "spectrum"
+    if len(dataset["axes"]) == 1:
+        return "profile"  # a 1D signal without an energy axis: a line profile / plot
     if str(sig).lower() in {"diffraction", "electron_diffraction"} or (
             sum(1 for a in dataset["axes"] if a.get("navigate")) >= 1 and len(dataset["axes"]) == 4):
         return "diffraction"
@@ -135,6 +137,10 @@ def _to_image(dataset: dict, path: Path) -> EMImage:
         elif unit.lower() in _ANGLE_UNITS:
             names.append("tilt")
             tilts = tuple(float(t) for t in float(a.get("offset", 0.0) or 0.0) + scale * np.arange(size))
+        elif kind == "profile":
+            names.append("position")
+            if f is not None:
+                px = scale * f
         elif kind == "diffraction":
             if nav:
                 names.append("scan_row" if "scan_row" not in names else "scan_col")
