@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft as sfft
 
-from cryomat.registration.ccf import Spectra, blas_single, ccf_peak, choose_bfactor, make_spectra, norm, with_bfactor
+from cryomat.registration.ccf import (Spectra, blas_single, ccf_peak, choose_bfactor, make_spectra, norm, snr_weight,
+                                     with_bfactor)
 from cryomat.registration.smooth import smooth_trajectory
 
 
@@ -101,7 +102,8 @@ def lattice_period(spec: Spectra, *, z_threshold: float = 10.0, min_k: float = 0
     ok = (k > min_k) & (np.abs(kr) > 1.5 / spec.shape[0]) & (np.abs(kc) > 1.5 / spec.shape[1])
     # the same specimen is in every frame, so its speckle does not average out: split bg into a
     # white noise floor (low percentile) that averages as 1/sqrt(n) and a specimen part that does not
-    floor = float(np.percentile(bg[ok], 5)) if ok.any() else float(np.median(bg))
+    floor = spec.noise_floor if spec.noise_floor is not None else (
+        float(np.percentile(bg[ok], 5)) if ok.any() else float(np.median(bg)))
     spk = np.clip(bg - floor, 0, None)
     z = (p - bg) / np.maximum(np.sqrt(spk**2 + floor**2 / n), 1e-30)
     spots = ok & (z > z_threshold)
@@ -150,8 +152,8 @@ def _progressive(spec: Spectra, *, radius: float) -> np.ndarray:
 def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "reference", bfactor_px2="auto",
                    max_shift_px: float | None = None, group: int = 1, max_iterations: int = 10,
                    tol_px: float = 0.01, smoothing="auto", corrector=None, max_size: int = 1024,
-                   lattice_guard: bool = True, pair_window: int | None = None, spectra: Spectra | None = None
-                   ) -> DriftResult:
+                   lattice_guard: bool = True, pair_window: int | None = None, spectra: Spectra | None = None,
+                   matched_filter: bool = True) -> DriftResult:
     """Global drift of a low-dose movie or STEM frame series.
 
     ``mode="reference"``: every frame (or group of ``group`` neighbouring frames) is correlated
@@ -177,6 +179,8 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     smoothing : ``"auto"`` (GCV), a number (Whittaker lambda) or 0 (none).
     corrector : :class:`cryomat.registration.preprocess.Corrector` applied to every frame.
     max_size : int, largest Fourier crop per axis (the 4k case is aligned on a 1k crop or less).
+    matched_filter : bool, where a lattice is found, also weight the CCF by the spectral SNR S/(S+N)
+        estimated from the drift-invariant mean power spectrum (:func:`cryomat.registration.ccf.snr_weight`).
 
     Returns
     -------
@@ -192,11 +196,12 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
         return _estimate_drift(frames, pixel_size=pixel_size, mode=mode, bfactor_px2=bfactor_px2,
                                max_shift_px=max_shift_px, group=group, max_iterations=max_iterations, tol_px=tol_px,
                                smoothing=smoothing, corrector=corrector, max_size=max_size,
-                               lattice_guard=lattice_guard, pair_window=pair_window, spectra=spectra)
+                               lattice_guard=lattice_guard, pair_window=pair_window, spectra=spectra,
+                               matched_filter=matched_filter)
 
 
 def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, group, max_iterations, tol_px, smoothing,
-                    corrector, max_size, lattice_guard, pair_window, spectra) -> DriftResult:
+                    corrector, max_size, lattice_guard, pair_window, spectra, matched_filter) -> DriftResult:
     n = _check_frames(frames)
     if mode not in ("reference", "all-pairs"):
         raise ValueError(f"mode must be 'reference' or 'all-pairs', got {mode!r}")
@@ -213,9 +218,15 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     if spectra is None:
         spectra = make_spectra(frames, bfactor_px2=10.0 if auto_b else float(bfactor_px2), max_size=max_size,
                                corrector=corrector)
-    bval = choose_bfactor(spectra) if auto_b else float(bfactor_px2)
+    period = lattice_period(spectra) if lattice_guard else None
+    # the matched filter concentrates the CCF on Bragg spots; on amorphous images at 0.1 e/px its
+    # weights are too noisy, so it is used where a lattice was found
+    use_mf = matched_filter and period is not None
+    wsnr = snr_weight(spectra) if use_mf else None
+    bval = choose_bfactor(spectra, weight=wsnr) if auto_b else float(bfactor_px2)
     spec = with_bfactor(spectra, bval)
-    period = lattice_period(spec) if lattice_guard else None
+    if use_mf:
+        spec = with_weight(spec, spectra, wsnr)
     max_shift = float(max_shift_px) if max_shift_px else 0.25 * min(spec.shape)
     if mode == "all-pairs":
         from cryomat.registration.allpairs import estimate_drift_all_pairs
@@ -247,6 +258,7 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
         if upd < tol_px:
             converged = True
             break
+    shifts, lost = _fill_lost(shifts, peak)
     raw = shifts - shifts[0]
     smoothed, lam = smooth_trajectory(raw, smoothing=smoothing, weights=np.clip(peak, 1e-3, None) ** 2)
     off = smoothed[0].copy()
@@ -254,7 +266,8 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     raw = raw - off
     return DriftResult(shifts_px=smoothed, raw_shifts_px=raw, ccf_peak=peak, mode="reference", iterations=it,
                        converged=converged, lattice_period_px=period, smoothing=lam, pixel_size=pixel_size,
-                       extra={"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape)})
+                       extra={"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape),
+                              "lost_frames": np.nonzero(lost)[0].tolist()})
 
 
 def _reject_jumps(s: np.ndarray, *, window: int = 5, min_px: float = 2.0) -> np.ndarray:
@@ -270,6 +283,19 @@ def _reject_jumps(s: np.ndarray, *, window: int = 5, min_px: float = 2.0) -> np.
     return out
 
 
+def _fill_lost(s: np.ndarray, peak: np.ndarray, *, ratio: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """Frames whose CCF peak is below ``ratio`` x the median peak have lost their signal (locked
+    onto noise): their shifts are interpolated from the good frames. Returns (shifts, lost mask)."""
+    lost = np.asarray(peak) < ratio * np.median(peak)
+    if not lost.any() or lost.all() or (~lost).sum() < 2:
+        return s, lost
+    good = np.nonzero(~lost)[0]
+    out = s.copy()
+    for k in range(2):
+        out[lost, k] = np.interp(np.nonzero(lost)[0], good, s[good, k])
+    return out, lost
+
+
 def _check_frames(frames) -> int:
     shape = getattr(frames, "shape", None)
     if shape is None or len(shape) != 3:
@@ -279,3 +305,12 @@ def _check_frames(frames) -> int:
     if shape[1] < 16 or shape[2] < 16:
         raise ValueError(f"frames of {shape[1]}x{shape[2]} px are too small to align (need >= 16 px)")
     return int(shape[0])
+
+
+def with_weight(spec: Spectra, full: Spectra, weight) -> Spectra:
+    """``spec`` (a crop of ``full``) with its filter multiplied by ``weight`` given on ``full``'s grid."""
+    from dataclasses import replace
+
+    rows = np.array([int(np.argmin(np.abs(full.kr - k))) for k in spec.kr])
+    w = weight[rows][:, :len(spec.kc)]
+    return replace(spec, filt=(spec.filt * w).astype(np.float32))
