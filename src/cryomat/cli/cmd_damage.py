@@ -172,6 +172,9 @@ def _run_single(args) -> int:
     headline = {k: v for k, v in s.items() if not isinstance(v, (list, dict)) and k not in
                 ("dose_convention", "frc_convention", "recommended_dose_budget_basis")}
     rep.add_metrics(headline)
+    if not s["n_reflections"]:
+        rep.add_text("No crystalline reflection was found in the early frames (threshold --z-threshold); "
+                     "no critical dose can be fitted. FRC/FRPR against dose are still reported.", note=True)
     rep.add_text(f"Recommended dose budget: {s['recommended_dose_budget_basis']}.", note=True)
     rep.add_text(f"FRC/FRPR conventions: {s['frc_convention']}. Dose: {s['dose_convention']}.", note=True)
     rep.add_figure("decay.png", "Bragg intensity against cumulative fluence, with the fitted decays")

@@ -12,9 +12,7 @@ import numpy as np
 
 
 def _crop_lowpass(spectrum, shape, size: int, lowpass_px: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """A low-passed, downsampled real image from a frame's rfft (crop to size x size)."""
-    import scipy.fft
-
+    """The low-passed rfft of a frame cropped to size x size (a downsampled image's spectrum)."""
     m, n = shape
     s = min(size, m, n)
     s -= s % 2
@@ -26,7 +24,7 @@ def _crop_lowpass(spectrum, shape, size: int, lowpass_px: float) -> tuple[np.nda
     kc = np.fft.rfftfreq(s)[None, :] * s / n
     sigma = 1.0 / max(lowpass_px, 1.0)
     crop = crop * np.exp(-0.5 * (kr**2 + kc**2) / sigma**2)
-    return scipy.fft.irfft2(crop, s=(s, s)), (m / s, n / s)
+    return crop, (m / s, n / s)
 
 
 class DriftTracker:
@@ -50,22 +48,21 @@ class DriftTracker:
         """Register a frame (its rfft) and return its shift (row, col) in px; apply ``-shift`` to align."""
         from skimage.registration import phase_cross_correlation
 
-        img, scale = _crop_lowpass(spectrum, self.shape, self.size, self.lowpass_px)
+        import scipy.fft
+
+        crop, scale = _crop_lowpass(spectrum, self.shape, self.size, self.lowpass_px)
+        s = self._s = 2 * (crop.shape[1] - 1)
+        img = scipy.fft.irfft2(crop, s=(s, s))
         if self._ref is None:
             shift = np.zeros(2)
-            self._ref = img.copy()
+            self._ref = crop.copy()
         else:
-            est, _, _ = phase_cross_correlation(self._ref, img, upsample_factor=20, normalization=None)
+            ref = scipy.fft.irfft2(self._ref, s=(s, s))
+            est, _, _ = phase_cross_correlation(ref, img, upsample_factor=20, normalization=None)
             shift = -np.asarray(est, dtype=np.float64)
-            self._ref += _shift_image(img, -shift)
+            self._ref += shift_spectrum(crop, (s, s), -shift)
         self.shifts.append((float(shift[0] * scale[0]), float(shift[1] * scale[1])))
         return self.shifts[-1]
-
-
-def _shift_image(img, shift_rc):
-    from cryomat.simulate.physics import fourier_shift
-
-    return fourier_shift(img, (float(shift_rc[0]), float(shift_rc[1])))
 
 
 def shift_spectrum(spectrum, shape, shift_rc) -> np.ndarray:
@@ -73,9 +70,11 @@ def shift_spectrum(spectrum, shape, shift_rc) -> np.ndarray:
     m, n = shape
     kr = np.fft.fftfreq(m)[:, None]
     kc = np.fft.rfftfreq(n)[None, :]
-    ph_r = np.exp(-2j * np.pi * kr * shift_rc[0]).astype(np.complex64)
-    ph_c = np.exp(-2j * np.pi * kc * shift_rc[1]).astype(np.complex64)
-    return spectrum * ph_r * ph_c
+    ph_r = np.exp(-2j * np.pi * kr * shift_rc[0]).astype(spectrum.dtype)
+    ph_c = np.exp(-2j * np.pi * kc * shift_rc[1]).astype(spectrum.dtype)
+    out = spectrum * ph_r
+    out *= ph_c
+    return out
 
 
 def registration_drift(frames, *, pixel_size: float):

@@ -44,7 +44,10 @@ def decay_figure(result, *, mgy: float | None = None):
         a.set_xlabel("cumulative fluence (e/A²)")
         a.set_ylabel("I / I0")
         a.set_title(title, fontsize=9)
-        a.legend(fontsize=7)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7)
+        else:
+            a.text(0.5, 0.5, "no crystalline reflection found", ha="center", transform=a.transAxes, fontsize=9)
         _mgy_axis(a, mgy)
     fig.tight_layout()
     return fig

@@ -167,9 +167,10 @@ def _fit_two_rows(d, y):
     ok = np.abs(np.linalg.det(gram)) > 1e-12 * np.max(np.abs(gram)) ** 3
     inv = np.zeros_like(gram)
     inv[ok] = np.linalg.inv(gram[ok])
-    proj = np.einsum("rn,pkn->rpk", y, basis)               # (R, P, 3)
-    coef = np.einsum("pkl,rpl->rpk", inv, proj)
-    sse = (y * y).sum(1)[:, None] - np.einsum("rpk,rpk->rp", coef, proj)
+    proj = (y @ basis.reshape(-1, x.size).T).reshape(y.shape[0], -1, 3)   # (R, P, 3), one BLAS call
+    coef = (inv[None, :, :, 0] * proj[:, :, 0:1] + inv[None, :, :, 1] * proj[:, :, 1:2]
+            + inv[None, :, :, 2] * proj[:, :, 2:3])                       # inv symmetric: (R, P, 3)
+    sse = (y * y).sum(1)[:, None] - (coef * proj).sum(-1)
     sse[:, ~ok] = np.inf
     neg = (coef[..., 0] < 0) | (coef[..., 1] < 0)
     sse = np.where(neg, np.inf, sse)

@@ -37,11 +37,14 @@ class RingSums:
         w[0] = 1.0
         if n % 2 == 0:
             w[-1] = 1.0
-        ok = rings <= self.nmax
-        self._ok = ok
-        self._rings = rings[ok]
-        self._w = np.broadcast_to(w, rings.shape)[ok].astype(np.float64)
-        self.n_pixels = np.bincount(self._rings, weights=self._w, minlength=self.nmax + 1)
+        # pixels beyond the largest full ring (the corners) go to one extra bin that is dropped
+        rings = np.minimum(rings, self.nmax + 1)
+        self._rings = rings.ravel()
+        # interior columns count twice; the columns of weight 1 are summed once more and subtracted
+        self._single = np.nonzero(w == 1.0)[0]
+        self._rings_single = rings[:, self._single].ravel()
+        self._ncols = rings.shape[1]
+        self.n_pixels = self.sums(np.ones(rings.size))
         self.freq_per_A = np.arange(self.nmax + 1) / (min(m, n) * self.pixel_size)
         self.band = None
         if band_A is not None:
@@ -53,11 +56,17 @@ class RingSums:
                                  f"and pixel size {pixel_size} A")
 
     def sums(self, values) -> np.ndarray:
-        return np.bincount(self._rings, weights=self._w * np.asarray(values, dtype=np.float64),
-                           minlength=self.nmax + 1)
+        """Weighted per-ring sums of ``values`` (a flattened half-plane array)."""
+        v = np.asarray(values).ravel()
+        k = self.nmax + 2
+        total = 2.0 * np.bincount(self._rings, weights=v, minlength=k)
+        edge = v.reshape(-1, self._ncols)[:, self._single].ravel()
+        total -= np.bincount(self._rings_single, weights=edge, minlength=k)
+        return total[: self.nmax + 1]
 
     def flat(self, spectrum) -> np.ndarray:
-        return np.asarray(spectrum)[self._ok]
+        """The half-plane spectrum as a flat array (a view, no copy) for :meth:`compare`."""
+        return np.asarray(spectrum).reshape(-1)
 
     def power(self, fa) -> np.ndarray:
         """Ring sums of |F|^2 (pass :meth:`flat` spectra)."""

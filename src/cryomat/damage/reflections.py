@@ -35,15 +35,27 @@ def smooth_spectrum(frame, rows=None, cols=None) -> np.ndarray:
     whole half-plane is returned. Subtracting this from the frame's rfft gives the spectrum of the
     periodic component.
     """
-    u = np.asarray(frame, dtype=np.float64)
+    u = np.asarray(frame)
     m, n = u.shape
-    d_row = np.fft.fft(u[-1, :] - u[0, :])   # (n,)
-    d_col = np.fft.fft(u[:, -1] - u[:, 0])   # (m,)
+    # only the border jumps matter (a constant offset cancels), so the frame is never copied
+    d_row = np.fft.fft(u[-1, :].astype(np.float64) - u[0, :])   # (n,)
+    d_col = np.fft.fft(u[:, -1].astype(np.float64) - u[:, 0])   # (m,)
     if rows is None:
-        q = np.arange(m)[:, None]
-        r = np.arange(n // 2 + 1)[None, :]
-    else:
-        q, r = np.asarray(rows), np.asarray(cols)
+        # whole half-plane by broadcasting 1D factors (complex64 for float32 frames keeps 4k cheap)
+        ct, ft = (np.complex128, np.float64) if u.dtype == np.float64 else (np.complex64, np.float32)
+        q = np.arange(m)
+        r = np.arange(n // 2 + 1)
+        cq = (1 - np.exp(2j * np.pi * q / m)).astype(ct)
+        cr = (1 - np.exp(2j * np.pi * r / n)).astype(ct)
+        den = (2 * np.cos(2 * np.pi * q / m) - 2)[:, None].astype(ft) + \
+            (2 * np.cos(2 * np.pi * r / n) - 2)[None, :].astype(ft)
+        den[0, 0] = 1.0
+        out = d_row[r].astype(ct)[None, :] * cq[:, None]
+        out += d_col.astype(ct)[:, None] * cr[None, :]
+        out /= den
+        out[0, 0] = 0.0
+        return out
+    q, r = np.asarray(rows), np.asarray(cols)
     v = d_row[r] * (1 - np.exp(2j * np.pi * q / m)) + d_col[q] * (1 - np.exp(2j * np.pi * r / n))
     den = 2 * np.cos(2 * np.pi * q / m) + 2 * np.cos(2 * np.pi * r / n) - 4
     den = np.where((q == 0) & (r == 0), 1.0, den)
@@ -86,30 +98,36 @@ def find_reflections(power, *, pixel_size: float, n_frames: int = 1, min_d_A: fl
     """
     import pandas as pd
     from scipy import ndimage
-    from skimage.feature import peak_local_max
 
-    p = np.asarray(power, dtype=np.float64)
+    p = np.asarray(power, dtype=np.float32)
     if p.ndim != 2:
         raise ValueError(f"power must be a 2D spectrum, got shape {p.shape}")
     m, n = p.shape
     c0 = np.array([m // 2, n // 2])
     r_in = int(radius_px)
     r_bg = 3 * r_in + 3
-    box_in = ndimage.uniform_filter(p, 2 * r_in + 1, mode="wrap") * (2 * r_in + 1) ** 2
-    box_out = ndimage.uniform_filter(p, 2 * r_bg + 1, mode="wrap") * (2 * r_bg + 1) ** 2
+    box_in = ndimage.uniform_filter(p, 2 * r_in + 1, mode="wrap") * np.float32((2 * r_in + 1) ** 2)
+    box_out = ndimage.uniform_filter(p, 2 * r_bg + 1, mode="wrap") * np.float32((2 * r_bg + 1) ** 2)
     area_in, area_bg = (2 * r_in + 1) ** 2, (2 * r_bg + 1) ** 2 - (2 * r_in + 1) ** 2
-    bg = (box_out - box_in) / area_bg
-    excess = box_in - area_in * bg
-    z = excess / (np.maximum(bg, 1e-300) * np.sqrt(area_in / max(n_frames, 1)))
+    bg = (box_out - box_in) / np.float32(area_bg)
+    excess = box_in - np.float32(area_in) * bg
+    z = excess / (np.maximum(bg, 1e-30) * np.float32(np.sqrt(area_in / max(n_frames, 1))))
     fr, fc = frequency_grid((m, n), pixel_size, shifted=True)
-    k = np.sqrt(fr**2 + fc**2)
     kmin = 1.0 / max_d_A if max_d_A else 8.0 / (min(m, n) * pixel_size)
     kmax = 1.0 / min_d_A if min_d_A else 1.0 / (2.2 * pixel_size)
-    ok = (k >= kmin) & (k <= kmax)
-    # the half-plane only (Friedel mates are the same reflection)
-    half = (fc > 0) | ((fc == 0) & (fr > 0))
-    zz = np.where(ok & half, z, 0.0)
-    peaks = peak_local_max(zz, min_distance=max(r_in + 1, 3), threshold_abs=z_threshold, exclude_border=False)
+    cand_r, cand_c = np.nonzero(z > z_threshold)
+    f_r, f_c = fr.ravel()[cand_r], fc.ravel()[cand_c]
+    kk = np.hypot(f_r, f_c)
+    # the half-plane only (Friedel mates are the same reflection), within the frequency range
+    keep = (kk >= kmin) & (kk <= kmax) & ((f_c > 0) | ((f_c == 0) & (f_r > 0)))
+    cand_r, cand_c = cand_r[keep], cand_c[keep]
+    order = np.argsort(-z[cand_r, cand_c])[:20000]
+    min_dist = max(r_in + 1, 3)
+    peaks: list[tuple[int, int]] = []
+    for j in order:                      # greedy non-maximum suppression, strongest first
+        pr, pc = int(cand_r[j]), int(cand_c[j])
+        if all(max(abs(pr - a), abs(pc - b)) > min_dist for a, b in peaks):
+            peaks.append((pr, pc))
     rows = []
     for pr, pc in peaks:
         # sub-pixel centre: power-weighted centroid of the background-subtracted disk
@@ -197,8 +215,7 @@ class PatchIntegrator:
             return np.zeros(0), np.zeros(0)
         vals = np.asarray(spectrum[self._all_q, self._all_c], dtype=np.complex128)
         if frame is not None:
-            fr = np.asarray(frame, dtype=np.float64)
-            vals = vals - smooth_spectrum(fr - fr.mean(), self._all_q, self._all_c)
+            vals = vals - smooth_spectrum(frame, self._all_q, self._all_c)
         pw = np.abs(vals) ** 2
         out, bgs = np.empty(self.n), np.empty(self.n)
         for i, part in enumerate(np.split(pw, self._splits)):

@@ -190,7 +190,7 @@ def analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | No
     early = np.zeros((m, n // 2 + 1))
     for i in range(k_early):
         fr = _as_frame(frames, i)
-        spec = rfft_frame(fr) - smooth_spectrum(fr - fr.mean())
+        spec = rfft_frame(fr) - smooth_spectrum(fr)
         early += np.abs(spec) ** 2
     early_full = _half_to_shifted_full(early, (m, n))
     table = find_reflections(early_full, pixel_size=pixel_size, n_frames=k_early, z_threshold=z_threshold,
