@@ -41,7 +41,9 @@ class Decomposition:
 
 
 def _flat(data):
-    d = np.asarray(data, float)
+    d = np.asarray(data)
+    d = d.astype(np.float32 if d.dtype in (np.float32, np.uint8, np.uint16, np.int8, np.int16) else np.float64,
+                 copy=False)
     if d.ndim < 2:
         raise ValueError(f"decomposition needs a spectrum image (..., energy), got shape {d.shape}")
     return d.reshape(-1, d.shape[-1]), d.shape[:-1]

@@ -119,6 +119,31 @@ def _from_emimage(img, kind_hint=None) -> Spectrum:
                     source=str(img.source), title=f["title"])
 
 
+def _read_all(p: Path) -> list:
+    """All datasets of a multi-dataset file, read once, eagerly (rosettasciio)."""
+    import importlib
+
+    from cryomat.io.rsciio_reader import _PLUGIN
+
+    mod = importlib.import_module(_PLUGIN[p.suffix.lower()])
+    try:
+        return mod.file_reader(str(p), lazy=False)
+    except Exception as exc:
+        raise InputError(f"could not read ({type(exc).__name__}: {exc})", path=p) from exc
+
+
+def _to_emimage(dataset: dict, p: Path):
+    from cryomat.io.rsciio_reader import _to_image
+
+    return _to_image(dataset, p)
+
+
+def _classify(dataset: dict) -> str:
+    from cryomat.io.rsciio_reader import _classify as cls
+
+    return cls(dataset)
+
+
 def load_spectrum(path, *, index: int | None = None, kind: str | None = None) -> Spectrum:
     """Read the spectrum (image) of ``path``: DM3/DM4, Velox/Berkeley EMD, BCF, HSPY, ...
 
@@ -146,12 +171,10 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None) ->
     if not multi:
         img = io.read(p, signal="spectrum", index=index) if index is not None else io.read(p, signal="spectrum")
         return _from_emimage(img, kind)
-    from cryomat.io.rsciio_reader import list_datasets
-
-    try:
-        listing = list_datasets(str(p))
-    except Exception as exc:
-        raise InputError(f"could not list the datasets ({type(exc).__name__}: {exc})", path=p) from exc
+    datasets = _read_all(p)
+    listing = [{"index": i, "kind": _classify(d), "shape": list(np.shape(d["data"])),
+                "title": str(_get(d, "metadata", "General", "title", default="") or "")}
+               for i, d in enumerate(datasets)]
     spectra = [d for d in listing if d["kind"] == "spectrum"]
     images = [d for d in listing if d["kind"] == "image" and len(d["shape"]) == 2]
     if index is not None:
@@ -161,7 +184,6 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None) ->
     else:
         if not spectra:
             raise InputError("the file holds no spectrum", path=p)
-        chosen = None
         cands = []
         for d in spectra:
             title = str(d["title"]).upper()
@@ -171,17 +193,16 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None) ->
             cands.append(d)
         if not cands:
             raise InputError(f"the file holds no {kind} spectrum", path=p)
-        # most pixels first; among equals (dual EELS) prefer the highest-energy one later
+        # most pixels first
         cands.sort(key=lambda d: -int(np.prod(d["shape"][:-1])) if len(d["shape"]) > 1 else 0)
         chosen = cands[0]
-    img = io.read(p, index=chosen["index"])
-    spec = _from_emimage(img, kind)
+    spec = _from_emimage(_to_emimage(datasets[chosen["index"]], p), kind)
     if spec.kind == "EELS" and index is None:
         # dual EELS: the core loss starting lowest above 0 eV, and the low loss (spanning 0 eV)
-        same = [spec] + [_from_emimage(io.read(p, index=d["index"]), "EELS") for d in spectra
+        same = [spec] + [_from_emimage(_to_emimage(datasets[d["index"]], p), "EELS") for d in spectra
                          if d["index"] != chosen["index"] and d["shape"] == chosen["shape"]]
-        low = [s for s in same if s.energy_eV[0] < 0 < s.energy_eV[-1]]
-        core = sorted((s for s in same if s.energy_eV[0] > 0), key=lambda s: s.energy_eV[0])
+        low = [x for x in same if x.energy_eV[0] < 0 < x.energy_eV[-1]]
+        core = sorted((x for x in same if x.energy_eV[0] > 0), key=lambda x: x.energy_eV[0])
         if core:
             spec = core[0]
             spec.lowloss = low[0] if low else None
@@ -192,7 +213,7 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None) ->
         spec.elements = sorted({t.split("-")[0] for t in element_maps if "EELS" not in t})
     for d in images:
         if d["shape"] == shape and not _is_element(str(d["title"]).split("-")[0]):
-            spec.image = np.asarray(io.read(p, index=d["index"]).data, float)
+            spec.image = np.asarray(datasets[d["index"]]["data"], float)
             spec.image_title = str(d["title"])
             break
     return spec
