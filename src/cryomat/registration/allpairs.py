@@ -5,7 +5,7 @@ solved for the per-frame shifts by iteratively re-weighted (Huber) least squares
 shift disagrees with the transitive solution (d_ij != d_ik + d_kj) by more than a robust threshold
 is flagged as an outlier and down-weighted. On lattice images a pair can lock onto a correlation
 peak one lattice period away; we guard against that by searching every pair within 0.45 lattice
-periods of the shift predicted from near neighbours.
+periods of the shift predicted by a continuity-tracked first trajectory.
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ def estimate_drift_all_pairs(spec: Spectra, *, pixel_size=None, period_px=None, 
     guard = 0.45 * period_px if period_px else None
     pred = None
     if guard:
-        near = [(i, j) for i in range(n) for j in range(i + 1, min(n, i + 3))]
-        dn, qn = _pair_shifts(spec, near, radius=guard)
-        pred, *_ = solve_pairs(n, near, dn, qn)
+        from cryomat.registration.drift import _progressive
+
+        # continuity-tracked first trajectory (each frame within 0.45 periods of its prediction)
+        pred = _progressive(spec, radius=guard)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, min(n, i + window + 1))]
     centers = None if pred is None else [tuple(pred[i] - pred[j]) for i, j in pairs]
     d, q = _pair_shifts(spec, pairs, centers=centers, radius=guard if guard else max_shift_px)
