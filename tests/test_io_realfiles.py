@@ -303,3 +303,37 @@ def test_every_real_data_file_is_covered(real):
     files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
              and p.suffix.lower() not in metadata and p.name != "SHA256SUMS"}
     assert files - covered == set()
+
+
+@pytest.mark.realdata
+def test_bruker_eds_tomography_series_with_tilts_from_names(real):
+    # README: the tilt angle is only in the file names (the bcf stage tilt reads 0): -40..+35 deg, 5 deg steps
+    files = sorted(real("openncem/idp-eds-tomo/tilt_0.bcf").parent.glob("tilt_*.bcf"))
+    ser = io.read_series(files, from_names=True)
+    assert ser.shape == (16, 256, 256) and ser.axes == ("tilt", "row", "col")
+    assert ser.acquisition.tilt_angles_deg == tuple(float(t) for t in TILTS)  # sorted, not file order
+    assert ser.pixel_size == pytest.approx(130.8, rel=2e-3)
+    si = io.read_series(files[:3], from_names=True, signal="spectrum")
+    assert si.shape == (3, 256, 256, 2048) and si.axes == ("tilt", "row", "col", "energy")
+    assert hasattr(si.data, "dask")  # 3 x 268 MB stay on disk until asked for
+    with pytest.raises(InputError, match="differs"):
+        io.read_series([files[0], real("rosettasciio/test_TEM.bcf")])
+
+
+def test_tilt_from_name():
+    assert io.tilt_from_name("tilt_-40.bcf") == -40.0
+    assert io.tilt_from_name("TS_01_012_-21.5.mrc") == -21.5
+    assert io.tilt_from_name("a+3.tif") == 3.0
+    with pytest.raises(InputError):
+        io.tilt_from_name("notilt.mrc")
+
+
+@pytest.mark.realdata
+def test_frame_set_mdoc_beside_a_movie_gives_dose_and_time_per_frame(real, tmp_path):
+    # frame_set_single.mdoc: 7.65892 e/A^2 and 1.07856 s over the movie's 12 frames
+    io.write_mrc(tmp_path / "mov.mrcs", np.zeros((12, 8, 8), np.float32))
+    (tmp_path / "mov.mrcs.mdoc").write_bytes(real("mdocfile/frame_set_single.mdoc").read_bytes())
+    acq = io.read(tmp_path / "mov.mrcs").acquisition
+    assert acq.dose_per_frame_e_per_A2 == pytest.approx(7.65892 / 12, rel=1e-9)
+    assert acq.frame_time_s == pytest.approx(1.07856 / 12, rel=1e-9)
+    assert acq.voltage_kV == pytest.approx(300)

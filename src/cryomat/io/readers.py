@@ -351,6 +351,10 @@ def _attach_sidecars(img: EMImage, path: Path) -> EMImage:
                     changes["dose_per_frame_e_per_A2"] = float(doses[0]) / img.shape[0]
                 else:
                     changes["dose_per_frame_e_per_A2"] = float(np.mean(doses))
+            times = [f.get("ExposureTime") for f in frames if isinstance(f.get("ExposureTime"), (int, float))]
+            if acq.frame_time_s is None and times and len(times) == len(frames) and img.ndim == 3:
+                single_set = len(frames) == 1 and "FrameSet" in frames[0]
+                changes["frame_time_s"] = float(times[0]) / img.shape[0] if single_set else float(np.mean(times))
             if acq.voltage_kV is None and info.get("Voltage") is not None:
                 changes["voltage_kV"] = float(info["Voltage"])
             if img.pixel_size is None and info.get("PixelSpacing") is not None:
