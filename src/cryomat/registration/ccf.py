@@ -123,8 +123,10 @@ def make_spectra(frames, *, bfactor_px2: float = 300.0, max_size: int = 1024, co
         rows = np.arange(shape[0])
     win = taper(shape, edge_taper) if edge_taper else None
     out = np.empty((n, len(kr), ncols), np.complex64)
-    w2 = (win.astype(np.float64) ** 2) if win is not None else 1.0
     g = getattr(corrector, "gain", None) if corrector is not None else None
+    w2 = (win**2).astype(np.float32) if win is not None else np.ones(shape, np.float32)
+    if g is not None:
+        w2 = w2 * np.asarray(g, np.float32)
     noise = []
     for j, i in enumerate(progress(idx, total=n, desc=progress_desc)):
         a = corrector(frames[i]) if corrector is not None else np.array(frames[i], dtype=np.float32)
@@ -133,7 +135,7 @@ def make_spectra(frames, *, bfactor_px2: float = 300.0, max_size: int = 1024, co
         a = a.astype(np.float32, copy=False)
         m = float(a.mean(dtype=np.float64))
         if m < 20.0 and float(a.min()) >= 0.0:  # counting data: Poisson variance = mean (x gain)
-            noise.append(float(np.sum(a * (g if g is not None else 1.0) * w2)))
+            noise.append(float(np.vdot(a.ravel(), w2.ravel())))
         else:
             noise.append(np.nan)
         a -= m
@@ -192,7 +194,7 @@ def ccf_peak(cross, spec: Spectra, *, center_px=(0.0, 0.0), radius_px: float | N
     xw = np.asarray(cross, dtype=np.complex128) * herm[None, :]
     step = np.array([sr, sc])
     n = 9
-    for _ in range(3):  # each stage spans +-1 spacing of the previous one, 4x finer
+    for _ in range(2):  # each stage spans +-1 spacing of the previous one, 4x finer; then a parabola
         offs_r = pos[0] + np.linspace(-1.0, 1.0, n) * step[0]
         offs_c = pos[1] + np.linspace(-1.0, 1.0, n) * step[1]
         v = _dft_eval(xw, spec.kr, spec.kc, herm, offs_r, offs_c)
@@ -262,7 +264,10 @@ def with_bfactor(spec: Spectra, bfactor_px2: float) -> Spectra:
     else:
         rows = np.arange(len(spec.kr))
     nc = min(mc // 2 + 1, len(spec.kc))
-    data = spec.data[:, rows, :nc]
+    if len(rows) == len(spec.kr) and nc == len(spec.kc):
+        data = spec.data  # nothing to crop: no copy
+    else:
+        data = np.ascontiguousarray(spec.data[:, rows, :nc])
     kr, kc = spec.kr[rows], spec.kc[:nc]
     herm = np.full(nc, 2.0, np.float32)
     herm[0] = 1.0
@@ -270,7 +275,7 @@ def with_bfactor(spec: Spectra, bfactor_px2: float) -> Spectra:
         herm[-1] = spec.hermite[-1]
     else:
         herm[-1] = 1.0 if (2 * (nc - 1)) % 2 == 0 else 2.0
-    return Spectra(np.ascontiguousarray(data), kr, kc, spec.shape, bfactor_filter(kr, kc, bfactor_px2), herm,
+    return Spectra(data, kr, kc, spec.shape, bfactor_filter(kr, kc, bfactor_px2), herm,
                    spec.noise_floor)
 
 

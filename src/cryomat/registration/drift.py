@@ -83,27 +83,31 @@ class DriftResult:
 def lattice_period(spec: Spectra, *, z_threshold: float = 10.0, min_k: float = 0.02) -> float | None:
     """Largest lattice-plane spacing (px) seen as Bragg spots in the mean power spectrum, or None.
 
-    The mean power spectrum of the frames does not depend on the drift. A false detection on a
-    strong amorphous image (its speckle does not average over frames) only makes the tracking more
-    cautious; a missed lattice at very low dose would allow jumps, so the threshold is low. Bragg spots are pixels
-    that stand above the local median (7 x 7) by ``z_threshold`` times the standard error of a mean
-    of n exponential (shot-noise) powers; the axes (detector streaks) and |k| < ``min_k`` cycles/px
-    are ignored. The spot of lowest |k| gives d_max = 1/|k|, which is never larger than the shortest
-    lattice translation, so 0.45 d_max is a safe radius against whole-period jumps.
+    The mean power spectrum of the frames does not depend on the drift. Bragg spots are pixels
+    that stand above their ring's mean (radial profile) by ``z_threshold`` standard errors; the
+    error of a pixel combines the shot-noise floor N averaged over n frames (N / sqrt(n)) and the
+    specimen's own speckle (which does not average: the same specimen is in every frame). The axes
+    (detector streaks) and |k| < ``min_k`` cycles/px are ignored. The spot of lowest |k| gives
+    d_max = 1/|k|, never larger than the shortest lattice translation, so 0.45 d_max is a safe
+    radius against whole-period jumps. A false detection on a strong amorphous image only makes the
+    tracking more cautious; a missed lattice at very low dose would allow jumps, so the threshold is low.
     """
-    from scipy.ndimage import median_filter
-
     n = spec.data.shape[0]
     p = np.mean(np.abs(spec.data) ** 2, axis=0).astype(np.float64)
-    bg = median_filter(p, size=7, mode="wrap")
     kr = spec.kr[:, None]
     kc = spec.kc[None, :]
     k = np.sqrt(kr**2 + kc**2)
+    nmin = min(spec.shape)
+    ring = np.minimum(np.rint(k * nmin).astype(np.int64), int(nmin))
+    cnt = np.bincount(ring.ravel(), minlength=nmin + 1)
+    prof = np.bincount(ring.ravel(), weights=p.ravel(), minlength=nmin + 1) / np.maximum(cnt, 1)
+    bg = prof[ring]
     ok = (k > min_k) & (np.abs(kr) > 1.5 / spec.shape[0]) & (np.abs(kc) > 1.5 / spec.shape[1])
-    # the same specimen is in every frame, so its speckle does not average out: split bg into a
-    # white noise floor (low percentile) that averages as 1/sqrt(n) and a specimen part that does not
-    floor = spec.noise_floor if spec.noise_floor is not None else (
-        float(np.percentile(bg[ok], 5)) if ok.any() else float(np.median(bg)))
+    if spec.noise_floor is not None:
+        floor = spec.noise_floor
+    else:
+        valid = prof[max(2, nmin // 40):nmin // 2]
+        floor = float(np.percentile(valid, 5)) if valid.size else float(np.median(p))
     spk = np.clip(bg - floor, 0, None)
     z = (p - bg) / np.maximum(np.sqrt(spk**2 + floor**2 / n), 1e-30)
     spots = ok & (z > z_threshold)
@@ -311,6 +315,7 @@ def with_weight(spec: Spectra, full: Spectra, weight) -> Spectra:
     """``spec`` (a crop of ``full``) with its filter multiplied by ``weight`` given on ``full``'s grid."""
     from dataclasses import replace
 
-    rows = np.array([int(np.argmin(np.abs(full.kr - k))) for k in spec.kr])
+    order = np.argsort(full.kr)
+    rows = order[np.clip(np.searchsorted(full.kr[order], spec.kr), 0, len(order) - 1)]
     w = weight[rows][:, :len(spec.kc)]
     return replace(spec, filt=(spec.filt * w).astype(np.float32))
