@@ -214,6 +214,12 @@ def _write_profile(od, rep, res, spec, profile, width, surface_mask, px_nm, new_
         pr = profiles.depth_profile(res.intensity, surface_mask, variance=res.variance)
         kind = {"type": "depth_from_surface"}
     comp, sig = _composition_of_sums(res, pr.sums, pr.variance)
+    # no element detected in a bin (total net counts below 3 sigma, e.g. Li metal in EDS, vacuum):
+    # its composition is undefined, reported as empty
+    tot = np.clip(pr.sums, 0, None).sum(0)
+    undetected = tot < 3 * np.sqrt(np.clip(pr.variance, 0, None).sum(0))
+    comp[:, undetected] = np.nan
+    sig[:, undetected] = np.nan
     keep = pr.npix > 0
     d = pr.distance_px[keep]
     tab = {"distance_px": d, "npix": pr.npix[keep]}
@@ -226,7 +232,7 @@ def _write_profile(od, rep, res, spec, profile, width, surface_mask, px_nm, new_
         tab[f"{el}_sigma_at_pct"] = sig[i, keep]
     od.write_csv("profile.csv", pd.DataFrame(tab))
     wts = np.clip(pr.sums[:, keep], 0, None).sum(0) / np.maximum(pr.npix[keep], 1)
-    iface = profiles.interface_positions(d, comp[:, keep], weights=wts) if keep.sum() >= 5 else []
+    iface = profiles.interface_positions(d, np.nan_to_num(comp[:, keep]), weights=wts) if keep.sum() >= 5 else []
     fig, ax = new_figure(1, 1, size=5.0)
     x = d * px_nm if px_nm else d
     for i, name in enumerate(res.names):
