@@ -126,18 +126,6 @@ def _read_defects(path, shape):
     return m != 0
 
 
-def _check_content(frames):
-    """NaN / all-zero frames give a clear error (one pass, one frame at a time)."""
-    from cryomat.errors import InputError
-
-    for i in range(frames.shape[0]):
-        a = np.asarray(frames[i], dtype=np.float32)
-        if not np.all(np.isfinite(a)):
-            raise InputError(f"frame {i} contains NaN or infinite values")
-        if not np.any(a):
-            raise InputError(f"frame {i} is all zero (empty frame)")
-
-
 def run(args) -> int:
     from cryomat import registration as reg
     from cryomat.errors import InputError
@@ -175,10 +163,10 @@ def run(args) -> int:
             raise InputError(f"dark reference has shape {dark.shape} but the frames are {shape}", path=args.dark)
     if args.defects:
         defects = _read_defects(args.defects, shape)
-    _check_content(frames)
-    out = OutputDir(args.out, command="align", inputs=args.inputs, parameters=parameters_of(args))
     status(f"align: {frames.shape[0]} frames of {shape[0]}x{shape[1]} px")
+    # one pass: checks every frame (NaN, all zero) and finds hot pixels on the corrected sum
     corr = reg.build_corrector(frames, gain=gain, dark=dark, defects=defects, hot_pixels=not args.no_hot_pixels)
+    out = OutputDir(args.out, command="align", inputs=args.inputs, parameters=parameters_of(args))
     mode = args.mode
     if mode == "auto":
         mode = "all-pairs" if (first.axes[0] == "tilt" or frames.shape[0] <= 8) else "reference"

@@ -48,14 +48,16 @@ def defect_mask_from_boxes(shape: tuple[int, int], boxes) -> np.ndarray:
 def detect_hot_pixels(frame_sum, *, n_sigma: float = 8.0, size: int = 5) -> np.ndarray:
     """Pixels of a frame sum far above their neighbourhood: hot pixels (boolean map).
 
-    A pixel is hot when its summed value exceeds the local median (``size`` x ``size``) by more
-    than ``n_sigma`` Poisson standard deviations (sqrt of the local median, at least 1) and by more
-    than 5x the local median. Dead pixels (zero where the neighbourhood has > 25 counts) are flagged too.
+    A pixel is hot when its summed value exceeds the mean of its neighbours (``size`` x ``size``
+    without itself) by more than ``n_sigma`` Poisson standard deviations (sqrt of that mean, at
+    least 1) and by more than 5x that mean. Dead pixels (zero where the neighbourhood has > 25
+    counts) are flagged too. A box mean is used rather than a median: 4k x 4k in ~0.2 s.
     """
-    from scipy.ndimage import median_filter
+    from scipy.ndimage import uniform_filter
 
     s = np.asarray(frame_sum, dtype=np.float32)
-    med = median_filter(s, size=size, mode="reflect")
+    box = uniform_filter(s, size=size, mode="reflect") * float(size * size)
+    med = (box - s) / float(size * size - 1)
     sig = np.sqrt(np.maximum(np.abs(med), 1.0))
     hot = (s - med > n_sigma * sig) & (s > 5.0 * np.abs(med) + n_sigma)
     dead = (s == 0) & (med > 25)
@@ -109,16 +111,23 @@ def build_corrector(frames, *, gain=None, dark=None, defects=None, hot_pixels: b
     """A :class:`Corrector` for ``frames`` (n, row, col), with hot pixels found on the corrected sum.
 
     The sum is accumulated one frame at a time, so memory-mapped movies are never copied whole.
+    The same pass checks the frames: NaN/infinite values or an all-zero frame raise ValueError.
     """
     shape = tuple(frames.shape[-2:])
     corr = Corrector(gain=None if gain is None else np.asarray(gain, np.float32),
                      dark=None if dark is None else np.asarray(dark, np.float32),
                      defects=None if defects is None else np.asarray(defects).astype(bool))
     corr.check(shape)
+    total = np.zeros(shape, np.float64)
+    for i in range(frames.shape[0]):
+        raw = np.asarray(frames[i], dtype=np.float32)
+        if not np.all(np.isfinite(raw)):
+            raise ValueError(f"frame {i} contains NaN or infinite values")
+        if not np.any(raw):
+            raise ValueError(f"frame {i} is all zero (empty frame)")
+        if hot_pixels:
+            total += corr(raw)
     if hot_pixels:
-        total = np.zeros(shape, np.float64)
-        for i in range(frames.shape[0]):
-            total += corr(frames[i])
         hot = detect_hot_pixels(total, n_sigma=n_sigma)
         if hot.any():
             corr.defects = hot if corr.defects is None else (corr.defects | hot)
