@@ -32,9 +32,9 @@ def add_arguments(p):
     p.add_argument("--composition", default="H2O", metavar="FORMULA",
                    help="chemical formula for the MGy conversion (default H2O, i.e. vitreous ice)")
     p.add_argument("--density", type=positive_float, metavar="G_PER_CM3", help="density (g/cm^3; density-effect correction)")
-    p.add_argument("--align", nargs="?", const="streaming", choices=["streaming", "registration"], default=None,
-                   help="correct drift before FRC/FRPR (default method: streaming, frame by frame; 'registration' "
-                        "uses cryomat.registration on the stack in memory)")
+    p.add_argument("--align", nargs="?", const="auto", choices=["auto", "streaming", "registration"], default=None,
+                   help="correct drift before FRC/FRPR: 'registration' (cryomat.registration, stack in memory), "
+                        "'streaming' (frame by frame, low memory); default auto: registration up to 512 MB")
     p.add_argument("--band", nargs=2, type=positive_float, metavar=("LOW_A", "HIGH_A"),
                    help="resolution band (A) for the FRC/FRPR threshold doses (default: band of the reflections)")
     p.add_argument("--frc-group", type=positive_int, metavar="N",

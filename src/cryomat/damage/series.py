@@ -123,7 +123,24 @@ def _as_frame(frames, i):
     return a.astype(np.float32, copy=False) if a.dtype != np.float64 else a
 
 
-def analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | None = None, doses=None,
+def _one_blas_thread():
+    """Limit BLAS to one thread while analysing: the matrices here are small, and OpenBLAS threads on a
+    busy machine cost far more than they give (FFTs use their own ``workers``)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def analyse_dose_series(frames, **kwargs) -> DamageResult:
+    with _one_blas_thread():
+        return _analyse_dose_series(frames, **kwargs)
+
+
+def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | None = None, doses=None,
                         pre_exposure: float = 0.0, voltage_kV: float = 300.0, composition: str = "H2O",
                         density_g_per_cm3: float | None = None, align: bool = False, n_early: int | None = None,
                         band_A: tuple[float, float] | None = None, z_threshold: float = 12.0,
@@ -138,9 +155,10 @@ def analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | No
     pixel_size : A per pixel.
     dose_per_frame, doses, pre_exposure : the fluence schedule (see :func:`dose_schedule`), e/A^2.
     voltage_kV, composition, density_g_per_cm3 : for the fluence-to-MGy conversion.
-    align : correct drift before FRC/FRPR (Bragg intensities do not depend on drift): ``True`` or
+    align : correct drift before FRC/FRPR (Bragg intensities do not depend on drift):
+        ``"registration"`` uses :func:`cryomat.registration.estimate_drift` on the whole stack in memory,
         ``"streaming"`` registers frame by frame (low memory; :class:`cryomat.damage.align.DriftTracker`),
-        ``"registration"`` uses :func:`cryomat.registration.estimate_drift` on the whole stack in memory.
+        ``True``/``"auto"`` picks registration for stacks up to 512 MB, else streaming.
     n_early : frames summed to find the reflections (default: 10 % of the series, 1 to 5).
     band_A : (low, high) resolution band in A for the band-averaged FRC/FRPR and their threshold
         doses; default: the band holding the detected reflections, else 4 to 20 pixels.
@@ -208,8 +226,14 @@ def analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | No
     rings = RingSums((m, n), pixel_size=pixel_size, band_A=band_A)
 
     shifts = None
-    if align not in (False, None, True, "streaming", "registration"):
-        raise ValueError(f"align must be False, True/'streaming' or 'registration', got {align!r}")
+    if align not in (False, None, True, "auto", "streaming", "registration"):
+        raise ValueError(f"align must be False, True/'auto', 'streaming' or 'registration', got {align!r}")
+    if align in (True, "auto"):
+        # cryomat.registration holds the whole stack in memory: use it for stacks up to ~512 MB
+        from cryomat.damage.align import registration_available
+
+        small = nf * m * n * 4 <= 512 * 2**20
+        align = "registration" if small and registration_available() else "streaming"
     if align == "registration":
         shifts = registration_drift(frames, pixel_size=pixel_size)
         if shifts is None:
@@ -286,6 +310,7 @@ def analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | No
     shells = _shell_table(table, shell_fits)
     summary = _summary(fit, shells, curve, mgy, band_A, table, radius, k_early, align, drift)
     summary["frc_frames_per_group"] = frc_group
+    summary["align_method"] = align or None
     return DamageResult(curve=curve, reflections=refl, shells=shells, fit=fit, freq_per_A=rings.freq_per_A,
                         frc_first=np.array(gfrc.frc_first), frc_consecutive=np.array(gfrc.frc_cons),
                         frpr_first=np.array(gfrc.frpr_first), summary=summary,

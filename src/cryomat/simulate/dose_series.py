@@ -58,11 +58,11 @@ def _amorphous_spectrum(shape, px, rng, ring_A):
     return np.fft.rfft2(field)
 
 
-def dose_series_frames(*, seed: int = 0, shape=(512, 512), n_frames: int = 40, pixel_size: float = 0.5,
-                       dose_per_frame: float = 1.0, pre_exposure: float = 0.0, critical_dose: float = 20.0,
-                       dc_exponent: float = 1.0, offset: float = 0.0, a_A: float = 5.0, b_A: float = 6.0,
+def dose_series_frames(*, seed: int = 0, shape=(512, 512), n_frames: int = 40, pixel_size: float = 1.0,
+                       dose_per_frame: float = 2.0, pre_exposure: float = 0.0, critical_dose: float = 20.0,
+                       dc_exponent: float = 0.0, offset: float = 0.0, a_A: float = 5.0, b_A: float = 6.0,
                        gamma_deg: float = 80.0, rotation_deg: float | None = None, max_freq_per_A: float = 0.6,
-                       atom_sigma_A: float = 0.35, contrast: float = 0.1, amorphous_contrast: float = 0.05,
+                       atom_sigma_A: float = 0.35, contrast: float = 0.3, amorphous_contrast: float = 0.15,
                        amorphisation: float = 0.5, mass_loss: float = 0.1, drift_px_per_frame: float = 0.5):
     """Generator of simulated frames (float32 counts) plus the truth dict (first yield).
 
@@ -97,11 +97,27 @@ def dose_series_frames(*, seed: int = 0, shape=(512, 512), n_frames: int = 40, p
     kc = np.fft.rfftfreq(n)[None, :]
     dose_mid = pre_exposure + dose_per_frame * (np.arange(n_frames) + 0.5)
     dc_sum = critical_dose
+    # the 1/e fluence of the summed Bragg intensity (what the headline fit measures), by bisection
+    w = np.array([r["amplitude"] ** 2 for r in refl])
+    dcs = np.array([r["critical_dose_e_per_A2"] for r in refl])
+
+    def _summed(dd):
+        return float(np.sum(w * ((1 - offset) * np.exp(-dd / dcs) + offset)) / w.sum())
+
+    lo_d, hi_d = 0.0, 50.0 * critical_dose
+    for _ in range(100):
+        mid = 0.5 * (lo_d + hi_d)
+        lo_d, hi_d = (mid, hi_d) if _summed(mid) - offset > (1 - offset) / np.e else (lo_d, mid)
+    by_d = {}
+    for r in refl:
+        by_d.setdefault(round(r["d_spacing_A"], 3), r["critical_dose_e_per_A2"])
     truth = {
         "pixel_size_A": px, "shape": [m, n], "n_frames": n_frames, "dose_per_frame_e_per_A2": dose_per_frame,
         "pre_exposure_e_per_A2": pre_exposure, "critical_dose_e_per_A2": float(critical_dose),
         "critical_dose_reference_d_A": d_max, "dc_exponent": dc_exponent, "offset_rel": offset,
         "lattice": {"a_A": a_A, "b_A": b_A, "gamma_deg": gamma_deg, "rotation_deg": rot},
+        "critical_dose_summed_e_per_A2": 0.5 * (lo_d + hi_d),
+        "critical_dose_by_d_spacing": [{"d_spacing_A": k, "critical_dose_e_per_A2": v} for k, v in sorted(by_d.items())],
         "reflections": refl, "drift_px": shifts.tolist(), "cumulative_dose_mid_e_per_A2": dose_mid.tolist(),
         "dose_convention": "frame i shows the damage state at pre_exposure + (i + 0.5) dose_per_frame",
         "amorphisation": amorphisation, "mass_loss": mass_loss,
@@ -137,15 +153,17 @@ def simulate_dose_series(**params):
 
 @register("dose_series", help="crystal fading under the beam: per-reflection critical doses, amorphisation, "
                               "mass loss, drift, Poisson noise (series.mrcs + truth.json)")
-def write_dose_series(out_dir: Path, *, seed: int = 0, size: int = 512, n_frames: int = 40, pixel_size: float = 0.5,
-                      dose_per_frame: float = 1.0, pre_exposure: float = 0.0, critical_dose: float = 20.0,
-                      dc_exponent: float = 1.0, offset: float = 0.0, contrast: float = 0.1,
+def write_dose_series(out_dir: Path, *, seed: int = 0, size: int = 512, n_frames: int = 40, pixel_size: float = 1.0,
+                      dose_per_frame: float = 2.0, pre_exposure: float = 0.0, critical_dose: float = 20.0,
+                      dc_exponent: float = 0.0, offset: float = 0.0, contrast: float = 0.3,
                       amorphisation: float = 0.5, mass_loss: float = 0.1, drift_px_per_frame: float = 0.5) -> dict:
     """Dose series of a crystal with a known critical dose per reflection (series.mrcs).
 
     Parameters (units): size (px, square frames), n_frames, pixel_size (A), dose_per_frame (e/A^2),
     pre_exposure (e/A^2), critical_dose (e/A^2, for the largest d-spacing), dc_exponent
-    (Dc(d) = critical_dose (d/d_max)^dc_exponent; 0 gives one Dc for all reflections), offset
+    (Dc(d) = critical_dose (d/d_max)^dc_exponent; 0, the default, gives one Dc for all reflections;
+    truth.json then also gives ``critical_dose_summed_e_per_A2``, the 1/e fluence of the summed
+    Bragg intensity, and ``critical_dose_by_d_spacing``), offset
     (non-decaying fraction of I0), contrast (rms crystal contrast), amorphisation (amorphous
     contrast gained when the crystal is gone, relative), mass_loss (fraction of the film lost at
     high dose), drift_px_per_frame.
