@@ -136,7 +136,8 @@ def _parabola(a: float, b: float, c: float) -> float:
 
 
 def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_max: float = 20.0,
-                   snr_min: float = 12.0, max_peaks: int = 60, refine: bool = True) -> pd.DataFrame:
+                   snr_min: float = 12.0, max_peaks: int = 60, refine: bool = True,
+                   refine_taper: str = "tukey") -> pd.DataFrame:
     """Bragg spots in the FFT of a 2D lattice image.
 
     Parameters
@@ -150,6 +151,8 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
         so 12 allows about one false spot in a few images; the indexer tolerates stray spots.
     max_peaks : keep at most this many, strongest first.
     refine : subpixel refinement by DTFT maximisation.
+    refine_taper : window for the refinement: ``"tukey"`` (most precise for well-separated spots)
+        or ``"hann"`` (weak spots next to strong ones, e.g. satellites: lower leakage).
 
     Returns
     -------
@@ -178,7 +181,7 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
         return pd.DataFrame(columns=PEAK_COLUMNS)
     s = snr[cand[:, 0], cand[:, 1]]
     order = np.argsort(-s)[:max_peaks]
-    ur = prepare(image, taper="tukey") if refine else u
+    ur = prepare(image, taper=refine_taper) if refine and refine_taper != "hann" else u
     cand, s = cand[order], s[order]
     rows = []
     for (i, j), sv in zip(cand, s):
