@@ -286,7 +286,8 @@ def find_tilt_axis(stack, angles_deg, shifts_px, *, psi_deg: float = 0.0, range_
 
 
 def align_tilt_series(stack, angles_deg, *, psi_deg: float = 0.0, refine_psi: bool = True,
-                      psi_range_deg: float = 2.0, iterations: int = 4, full_iterations: int = 2, thickness: int | None = None,
+                      psi_range_deg: float = 2.0, iterations: int = 3, full_iterations: int = 1, refine: str = "rows",
+                      thickness: int | None = None,
                       bin_to: int = 192, max_shift_px: float | None = None, lowpass: float = 0.25,
                       sirt_iterations: int | None = 10) -> Alignment:
     """Fiducial-less alignment of a tilt series (see module docstring).
@@ -297,8 +298,11 @@ def align_tilt_series(stack, angles_deg, *, psi_deg: float = 0.0, refine_psi: bo
     angles_deg : (tilt,) tilt angles (deg).
     psi_deg : starting tilt-axis direction (deg from the row axis, counter-clockwise as displayed).
     refine_psi : search the axis direction within ``psi_deg +/- psi_range_deg``.
-    iterations : binned rounds of axis search plus projection matching.
-    full_iterations : projection-matching rounds at full size (shifts only).
+    iterations : rounds of tilt-axis search (each followed by new coarse shifts), on binned images.
+    full_iterations : projection-matching rounds at full size.
+    refine : what projection matching changes: ``"full"`` (both shift components), ``"rows"`` (along
+        the tilt axis only; across it, views at the ends of the tilt range are biased by the missing
+        wedge, see ``benchmarks/bench_tomo.py``), or ``"none"`` (only measure the residual).
     thickness : depth (voxels, at full size) of the reconstruction used for matching
         (default: half the width).
     bin_to : coarse alignment and the axis search run on images binned to about this width.
@@ -321,31 +325,35 @@ def align_tilt_series(stack, angles_deg, *, psi_deg: float = 0.0, refine_psi: bo
     sb = _bin_stack(st, b)
     T = thickness or nx // 2
     max_shift = max_shift_px or nx / 4
-    band_b = _bandpass(sb.shape[1:], 0.02, lowpass)
-    coarse = coarse_align(sb, ang, psi_deg=psi_deg, max_shift_px=max_shift / b, lowpass=lowpass) * b
-    coarse = remove_translation_mode(coarse, ang)
-    shifts = coarse.copy()
+    if refine not in ("full", "rows", "none"):
+        raise ValueError(f"refine must be 'full', 'rows' or 'none', got {refine!r}")
+    shifts = remove_translation_mode(
+        coarse_align(sb, ang, psi_deg=psi_deg, max_shift_px=max_shift / b, lowpass=lowpass) * b, ang)
     psi = float(psi_deg)
     history = []
-    # binned rounds: axis search (common lines) and projection matching of the shifts
-    for it in range(max(1, iterations)):
-        if refine_psi:
-            psi = find_tilt_axis(sb, ang, shifts / b, psi_deg=psi, range_deg=max(0.25, psi_range_deg / (2 ** it)))
-        d, score = _reprojection_round(sb, ang, shifts / b, psi, max(4, T // b), band_b, max_shift / b,
-                                       sirt_iterations)
-        shifts = remove_translation_mode(shifts + (d * b) @ rotation(psi).T, ang)
-        history.append({"stage": "binned", "bin": b, "psi_deg": psi, "mean_correction_px": float(np.mean(
-            np.hypot(*(d * b).T))), "mean_cc": float(score.mean())})
-    # full-size rounds for the shifts
+    # binned rounds: axis search (common lines), then the coarse shifts again at the new axis
+    for it in range(max(1, iterations) if refine_psi else 0):
+        psi = find_tilt_axis(sb, ang, shifts / b, psi_deg=psi, range_deg=max(0.25, psi_range_deg / (2 ** it)))
+        shifts = remove_translation_mode(coarse_align(sb, ang, psi_deg=psi, max_shift_px=max_shift / b,
+                                                      lowpass=lowpass) * b, ang)
+        history.append({"stage": "axis", "bin": b, "psi_deg": psi})
+    if b > 1:  # the coarse shifts at full size, starting from the binned ones
+        shifts = remove_translation_mode(coarse_align(st, ang, psi_deg=psi, max_shift_px=max_shift,
+                                                      lowpass=lowpass), ang)
+    coarse = shifts.copy()
+    # projection matching at full size against leave-one-out re-projections
     band_f = _bandpass(st.shape[1:], 0.02 / b, lowpass)
-    resid = np.zeros(n)
-    score = np.zeros(n)
-    for it in range(max(1, full_iterations)):
+    resid = np.full(n, np.nan)
+    score = np.full(n, np.nan)
+    for it in range(full_iterations):
         d, score = _reprojection_round(st, ang, shifts, psi, T, band_f, max(3.0, 2.0 * b), sirt_iterations)
-        shifts = remove_translation_mode(shifts + d @ rotation(psi).T, ang)
         resid = np.hypot(d[:, 0], d[:, 1])
-        history.append({"stage": "full", "bin": 1, "psi_deg": psi, "mean_correction_px": float(resid.mean()),
-                        "mean_cc": float(score.mean())})
+        if refine == "rows":
+            d[:, 1] = 0.0
+        if refine != "none":
+            shifts = remove_translation_mode(shifts + d @ rotation(psi).T, ang)
+        history.append({"stage": "projection matching", "bin": 1, "psi_deg": psi, "refine": refine,
+                        "mean_correction_px": float(resid.mean()), "mean_cc": float(score.mean())})
     return Alignment(angles_deg=ang, shifts_px=shifts, psi_deg=psi, coarse_shifts_px=coarse, residual_px=resid,
                      score=score, history=history)
 
