@@ -136,3 +136,15 @@ def test_progress_only_on_a_terminal_and_not_with_quiet(monkeypatch, capsys):
         assert "hidden" not in capsys.readouterr().err
     finally:
         progress.set_quiet(False)
+
+
+def test_nested_quiet_command_does_not_silence_its_caller(tmp_path, capsys):
+    from cryomat import progress
+
+    progress.set_quiet(False)
+    p = tmp_path / "a.mrc"
+    io.write_mrc(p, np.zeros((4, 4), np.float32), pixel_size=1.0)
+    assert main(["--quiet", "convert", str(p), str(tmp_path / "b.tif")]) == 0
+    assert not progress.is_quiet()  # a demo step calling main(["--quiet", ...]) leaves the demo's output on
+    assert main(["convert", str(p), str(tmp_path / "c.tif")]) == 0
+    assert "convert:" in capsys.readouterr().err

@@ -17,6 +17,11 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = bool(quiet)
 
 
+def is_quiet() -> bool:
+    """Whether ``--quiet`` is in force."""
+    return _QUIET
+
+
 def enabled() -> bool:
     return not _QUIET and sys.stderr.isatty() and not os.environ.get("CI")
 

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     from cryomat.errors import CryomatError
-    from cryomat.progress import set_quiet
+    from cryomat.progress import is_quiet, set_quiet
 
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     debug = getattr(args, "debug", False)
-    set_quiet(getattr(args, "quiet", False))
+    outer_quiet = is_quiet()  # a command run from inside another (demo steps) must not change its caller's
+    set_quiet(outer_quiet or getattr(args, "quiet", False))
     try:
         rc = args.func(args)
         return int(rc or 0)
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cryomat {args.command}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        set_quiet(outer_quiet)
 
 
 if __name__ == "__main__":
