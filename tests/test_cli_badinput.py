@@ -270,3 +270,12 @@ def test_read_checked_runs_all_checks(tmp_path):
     with pytest.raises(InputError, match="--pixel-size"):
         validate.read_checked(q)
     assert validate.read_checked(q, need_pixel_size=False).pixel_size is None
+
+
+@pytest.mark.realdata
+def test_tia_emi_without_its_ser(real, tmp_path, capsys):
+    p = tmp_path / "lonely.emi"
+    p.write_bytes(real("openncem/16_STOimage.emi").read_bytes())
+    rc, err = _run(capsys, ["info", str(p)])
+    _assert_one_line_error(rc, err, "lonely.emi")
+    assert "lonely_1.ser" in err

@@ -301,6 +301,9 @@ def read(path: str | os.PathLike, *, lazy: bool = True, signal: str | None = Non
     elif ext in RSCIIO_EXT:
         from cryomat.io.rsciio_reader import read_rsciio
 
+        if ext == ".emi" and not any(p.parent.glob(f"{p.stem}_*.ser")):
+            raise InputError(f"a TIA .emi holds only metadata; its data file {p.stem}_1.ser is not beside it", path=p)
+
         img = read_rsciio(p, lazy=lazy, signal=signal, index=index)
     elif ext in RASTER_EXT:
         img = read_raster(p, lazy=lazy)
