@@ -58,3 +58,13 @@ def test_tiff_in_nm_and_um(tmp_path):
         tifffile.imwrite(p, np.zeros((8, 8), np.uint16), imagej=True, resolution=(1 / px_unit, 1 / px_unit),
                          metadata={"unit": unit})
         assert io.read(p).pixel_size == pytest.approx(expect, rel=1e-6)
+
+
+def test_writers_refuse_wrong_dimensionality(tmp_path):
+    with pytest.raises(ValueError, match="x.mrc.*shape \\(5,\\)"):
+        io.write_mrc(tmp_path / "x.mrc", np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="pixel_size"):
+        io.write_mrc(tmp_path / "x.mrc", np.zeros((4, 4), np.float32), pixel_size=-1.0)
+    with pytest.raises(ValueError, match="PNG"):
+        io.write_png(tmp_path / "x.png", np.zeros((3, 8, 8)))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

@@ -21,6 +21,12 @@ def write_mrc(path: str | os.PathLike, data, *, pixel_size: float | None = None,
     import mrcfile
 
     arr = np.asarray(data)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{path}: MRC holds 2D images or 3D stacks/volumes, got data of shape {arr.shape}")
+    if pixel_size is not None and (not np.isfinite(pixel_size) or pixel_size < 0):
+        raise ValueError(f"{path}: pixel_size must be a positive number of Angstrom, got {pixel_size!r}")
+    if pixel_size == 0:
+        pixel_size = None  # MRC's own convention: 0 means not calibrated
     if arr.dtype == bool:
         arr = arr.astype(np.int8)
     elif arr.dtype == np.int32 or arr.dtype == np.int64 or arr.dtype == np.uint32:
@@ -86,6 +92,8 @@ def write_png(path: str | os.PathLike, image, *, percentiles=(0.5, 99.5)) -> Pat
     import imageio.v3 as iio
 
     arr = np.asarray(image)
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
+        raise ValueError(f"{path}: a PNG preview needs a 2D image (or RGB), got data of shape {arr.shape}")
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         rgb = arr if arr.dtype == np.uint8 else (np.clip(arr, 0, 1) * 255).astype(np.uint8)
     else:
