@@ -61,3 +61,34 @@ def test_cli_bad_profile_exit_2(tmp_path, capsys):
     rc = main(["spectrum", str(f), "--out", str(tmp_path / "o"), "--profile", "1,2,3"])
     assert rc == 2
     assert "--profile" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_cli_eels_with_lowloss(real, tmp_path):
+    cl, ll = real("exspy/Cr_L_cl.hspy"), real("exspy/Cr_L_ll.hspy")
+    out = tmp_path / "eels"
+    rc = main(["spectrum", str(cl), "--out", str(out), "--edges", "Cr_L3", "--lowloss", str(ll),
+               "--fit-width", "10", "--delta", "20", "--quiet"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    # one edge -> 100 at.%; t/lambda from the low loss as exSpy's 0.945 (log-ratio, same threshold)
+    assert res["composition_at_pct"]["Cr_L3"] == pytest.approx(100.0)
+    assert res["t_over_lambda_mean"] == pytest.approx(0.945, abs=0.01)
+    # the zero loss of this low loss sits at -0.44 eV (parabolic peak); the check reports it
+    assert res["energy_calibration_offset_eV"]["zero_loss"] == pytest.approx(-0.44, abs=0.1)
+
+
+@pytest.mark.realdata
+def test_cli_denoise_and_pca(real, tmp_path):
+    path = real("rosettasciio/test_TEM.bcf")
+    out = tmp_path / "dn"
+    rc = main(["spectrum", str(path), "--out", str(out), "--denoise", "--decompose", "pca", "--quiet"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    # sparse 8-bit counts: the noise edge keeps a handful of components, far fewer than channels
+    assert 1 <= res["denoise"]["n_components"] <= 20
+    assert res["decomposition"]["n_components"] == res["denoise"]["n_components"]
+    assert (out / "decomposition.png").is_file()
+    # the strong Ti Ka / O Ka lines sit within a quarter FWHM of their tabulated energies
+    offs = res["energy_calibration_offset_eV"]
+    assert "Ti_Ka" in offs and abs(offs["Ti_Ka"]) < 35.0

@@ -57,3 +57,23 @@ def test_decomposition_rejects_single_spectrum():
         dec.poisson_pca(np.ones(100))
     with pytest.raises(ValueError, match="n_components"):
         dec.nmf(np.ones((4, 4, 10)), n_components=0)
+
+
+def test_pca_denoise_reduces_error_to_truth(cube):
+    x, f, load = cube
+    truth = 150.0 * np.einsum("krc,ke->rce", load, f)
+    den, d = dec.pca_denoise(x)
+    assert d.n_components == 3
+    # keeping 3 of 512 dimensions removes most of the Poisson noise: the error to the noise-free cube
+    # drops by well over a factor 3 (expected ~sqrt(512/3) for white noise)
+    assert np.sqrt(np.mean((den - truth) ** 2)) < np.sqrt(np.mean((x - truth) ** 2)) / 3
+
+
+def test_calibration_check_finds_offset():
+    e = np.arange(0, 10000, 10.0)
+    c = eds.line_energy_eV("Fe_Ka") + 25.0  # axis 25 eV off
+    sd = eds.eds_fwhm_eV(c) / 2.3548
+    y = 50 + 1e4 * np.exp(-0.5 * ((e - c) / sd) ** 2)
+    off = eds.calibration_check(y, e, ["Fe_Ka", "Cu_Ka"])
+    # a Gaussian sampled every 10 eV: centroid within 2 eV; Cu Ka absent -> skipped
+    assert off["Fe_Ka"] == pytest.approx(25.0, abs=2.0) and "Cu_Ka" not in off

@@ -32,7 +32,8 @@ def add_arguments(p):
     p.add_argument("--elements", metavar="LIST", help="EDS elements, e.g. C,O,F,P (default: the file's)")
     p.add_argument("--lines", metavar="LIST", help="EDS X-ray lines instead of elements, e.g. Fe_Ka,Pt_La")
     p.add_argument("--kfactors", metavar="LIST",
-                   help="EDS k-factors LINE=K,..., e.g. Fe_Ka=1.450226,Pt_La=5.075602 (default: shipped approximate table)")
+                   help="EDS k-factors LINE=K,..., e.g. Fe_Ka=1.450226,Pt_La=5.075602 (default: shipped approximate "
+                        "table); exSpy's FePt example also uses --line-width 5 2")
     p.add_argument("--fwhm-mnka", type=positive_float, metavar="EV", help="EDS detector FWHM at Mn Ka in eV")
     p.add_argument("--background", choices=["mean", "linear", "powerlaw", "none"], default="mean",
                    help="EDS continuum estimate under each line (default mean, as exSpy)")
@@ -60,6 +61,8 @@ def add_arguments(p):
     p.add_argument("--decompose", choices=["pca", "nmf"], help="decompose the spectrum image")
     p.add_argument("--components", type=positive_int, metavar="N",
                    help="number of components (default for pca: noise-edge criterion; nmf: that number)")
+    p.add_argument("--denoise", action="store_true",
+                   help="map the Poisson-weighted PCA reconstruction (components above the noise edge)")
     p.add_argument("--bin", type=positive_int, default=1, metavar="N", help="sum N x N pixels first")
     add_pixel_size(p)
 
@@ -141,6 +144,6 @@ def run(args) -> int:
         edges=_csv_list(args.edges) if args.edges else None, delta_eV=args.delta, fit_eV=args.fit_width,
         lowloss=lowloss, deconvolve=not args.no_deconvolve, alpha_mrad=args.alpha, beta_mrad=args.beta,
         image=image, profile=prof, width=args.width, surface_mask=mask, decompose=args.decompose,
-        components=args.components)
+        components=args.components, denoise=args.denoise)
     status(f"spectrum: {result['summary']}; wrote {od.path}")
     return 0

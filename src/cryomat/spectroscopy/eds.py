@@ -326,3 +326,38 @@ def cliff_lorimer(intensities, lines, kfactors, *, variance=None, composition: s
             sigma = np.abs(frac) * np.sqrt(np.clip((1 - frac) ** 2 * rel2 + s - frac**2 * rel2, 0, None))
             sigma = 100.0 * sigma
     return 100.0 * frac, sigma
+
+
+def calibration_check(spectrum, energy_eV, lines, *, fwhm_mnka_eV: float = 130.0, min_counts: float = 200.0) -> dict:
+    """Energy-calibration check: measured centroid minus tabulated energy (eV) of each strong line.
+
+    The centroid of the background-subtracted counts within +-1 FWHM of the tabulated energy is
+    iterated twice around the measured centre. Lines with fewer than ``min_counts`` net counts are
+    skipped. A systematic offset of more than ~1/4 FWHM means the energy axis (offset or gain) is off.
+
+    Returns ``{line: offset_eV}``.
+    """
+    e = np.asarray(energy_eV, float)
+    y = np.asarray(spectrum, float)
+    if y.ndim != 1 or y.shape != e.shape:
+        raise ValueError("calibration_check needs one spectrum matching energy_eV")
+    out = {}
+    for ln in lines:
+        c0 = line_energy_eV(ln)
+        f = float(eds_fwhm_eV(c0, fwhm_mnka_eV=fwhm_mnka_eV))
+        c = c0
+        ok = True
+        for _ in range(3):
+            m = (e >= c - f) & (e <= c + f)
+            side = ((e >= c - 2.5 * f) & (e < c - 1.5 * f)) | ((e > c + 1.5 * f) & (e <= c + 2.5 * f))
+            if m.sum() < 3 or side.sum() < 2:
+                ok = False
+                break
+            net = np.clip(y[m] - np.mean(y[side]), 0, None)
+            if net.sum() < min_counts:
+                ok = False
+                break
+            c = float(np.sum(net * e[m]) / net.sum())
+        if ok:
+            out[ln] = c - c0
+    return out

@@ -76,7 +76,7 @@ def register_image(image, total_map):
 def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mnka_eV=None, background="mean",
                   line_width=(2.0, 2.0), window_mode="auto", window_correction=False, edges=None, delta_eV=50.0, fit_eV=30.0, lowloss=None, deconvolve=True,
                   alpha_mrad=None, beta_mrad=None, image=None, profile=None, width=None, surface_mask=None,
-                  decompose=None, components=None) -> dict:
+                  decompose=None, components=None, denoise=False) -> dict:
     """Run the analysis of ``spec`` and write everything into the :class:`~cryomat.outputs.OutputDir` ``od``."""
     import pandas as pd
 
@@ -85,6 +85,17 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
     from cryomat.report.figures import new_figure, show_image
 
     spatial = spec.data.ndim == 3
+    denoise_info = None
+    if denoise:
+        if not spatial:
+            raise ValueError("--denoise needs a spectrum image, not a single spectrum")
+        import dataclasses
+
+        den, d = _dec.pca_denoise(spec.data)
+        denoise_info = {"method": "Poisson-weighted PCA reconstruction", "n_components": d.n_components,
+                        "criterion": d.criterion}
+        status(f"spectrum: PCA denoising kept {d.n_components} components")
+        spec = dataclasses.replace(spec, data=den)
     if spec.kind == "EDS":
         res = pipeline.eds_maps(spec, elements=elements, lines=lines, kfactors=kfactors, background=background,
                                 line_width=line_width, fwhm_mnka_eV=fwhm_mnka_eV, window_mode=window_mode,
@@ -103,6 +114,20 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
                "windows_eV": res.windows,
                "composition_at_pct": res.total_percent, "composition_sigma_at_pct": res.total_sigma,
                "factors": res.factors, "net_counts": {n: float(np.sum(res.intensity[i])) for i, n in enumerate(res.names)}}
+    if denoise_info:
+        results["denoise"] = denoise_info
+    if res.kind == "EDS":
+        from cryomat.spectroscopy.eds import calibration_check
+
+        tot_spec = np.asarray(spec.data).reshape(-1, spec.data.shape[-1]).sum(0, dtype=np.float64)
+        off = calibration_check(tot_spec, spec.energy_eV, res.names,
+                                fwhm_mnka_eV=float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0))
+        results["energy_calibration_offset_eV"] = off
+        if off and abs(float(np.median(list(off.values())))) > 0.25 * float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0):
+            rep.add_text(f"Energy calibration: the lines sit {np.median(list(off.values())):+.0f} eV from their "
+                         "tabulated energies; check the energy offset/gain before trusting the windows.", note=True)
+    elif "zero_loss_shift_eV" in res.extra:
+        results["energy_calibration_offset_eV"] = {"zero_loss": float(np.nanmedian(res.extra["zero_loss_shift_eV"]))}
     comp_rows = [{"element": n.split("_")[0], "line_or_edge": n, "net_counts": results["net_counts"][n],
                   ("k_factor" if res.kind == "EDS" else "cross_section_barn"): res.factors[n],
                   "at_pct": res.total_percent[n], "sigma_at_pct": res.total_sigma[n]} for n in res.names]
