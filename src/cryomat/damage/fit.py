@@ -36,6 +36,7 @@ class DecayFit:
     rms_residual_rel : rms residual / i0.
     n_points : frames used.
     bounded : True when the critical dose lies beyond the dose range (interval open upwards).
+    offset_fitted : whether the offset B was a free parameter (see ``offset`` of :func:`fit_decay`).
     reliable : False when the fit hit the ends of the searched range, the amplitude is not
         positive, or the interval spans more than a factor 4 (a reflection too weak to fit).
     """
@@ -55,6 +56,7 @@ class DecayFit:
     fraction_fast: float | None = None
     bounded: bool = False
     reliable: bool = True
+    offset_fitted: bool = True
     confidence: float = 0.95
     bootstrap_samples: int = 0
     params: tuple = field(default=(), repr=False)
@@ -73,7 +75,7 @@ class DecayFit:
                "critical_dose_ci95_e_per_A2": [self.ci_low_e_per_A2, self.ci_high_e_per_A2],
                "model": self.model, "offset_rel": self.offset_rel, "i0": self.i0,
                "rms_residual_rel": self.rms_residual_rel, "n_points": self.n_points,
-               "beyond_dose_range": self.bounded, "reliable": self.reliable,
+               "beyond_dose_range": self.bounded, "reliable": self.reliable, "offset_fitted": self.offset_fitted,
                "bootstrap_samples": self.bootstrap_samples}
         if self.model == "two-stage":
             out.update({"critical_dose_fast_e_per_A2": self.dc1_e_per_A2,
@@ -103,14 +105,17 @@ def _grid(d: np.ndarray, n: int = _N_GRID) -> np.ndarray:
     return np.geomspace(max(step * 0.05, span * 1e-3), span * 200.0, n)
 
 
-def _profile_single(d, y, grid):
-    """SSE(replicate, Dc) of y = A e^(-D/Dc) + B; returns sse (R, m), A (R, m), B (R, m)."""
+def _profile_single(d, y, grid, with_offset=True):
+    """SSE(replicate, Dc) of y = A e^(-D/Dc) + B (B = 0 without offset); returns sse, A, B (R, m)."""
     x = d - d[0]
     e = np.exp(-x[None, :] / grid[:, None])                 # (m, n)
     n = x.size
     se, see = e.sum(1), (e * e).sum(1)                      # (m,)
     sy, syy = y.sum(1), (y * y).sum(1)                      # (R,)
     sey = y @ e.T                                           # (R, m)
+    if not with_offset:
+        a = sey / see[None, :]
+        return syy[:, None] - a * sey, a, np.zeros_like(a)
     det = n * see - se**2
     a = (n * sey - se[None, :] * sy[:, None]) / det
     b = (sy[:, None] - a * se[None, :]) / n
@@ -135,8 +140,8 @@ def _refine(grid, sse):
     return dc, j
 
 
-def _fit_single_rows(d, y, grid):
-    sse, _, _ = _profile_single(d, y, grid)
+def _fit_single_rows(d, y, grid, with_offset=True):
+    sse, _, _ = _profile_single(d, y, grid, with_offset)
     dc, j = _refine(grid, sse)
     # exact amplitudes at the refined Dc
     x = d - d[0]
@@ -144,9 +149,12 @@ def _fit_single_rows(d, y, grid):
     n = x.size
     se, see, sy = e.sum(1), (e * e).sum(1), y.sum(1)
     sey = (e * y).sum(1)
-    det = n * see - se**2
-    a = (n * sey - se * sy) / det
-    b = (sy - a * se) / n
+    if with_offset:
+        det = n * see - se**2
+        a = (n * sey - se * sy) / det
+        b = (sy - a * se) / n
+    else:
+        a, b = sey / see, np.zeros_like(sey)
     resid = y - (a[:, None] * e + b[:, None])
     at_edge = (j == 0) | (j == grid.size - 1)
     return dc, a, b, resid, at_edge
@@ -196,22 +204,23 @@ def _one_over_e(a1, dc1, a2, dc2):
     return np.sqrt(lo * hi)
 
 
-def _leverage_scale(d, terms) -> np.ndarray:
+def _leverage_scale(d, terms, with_offset=True) -> np.ndarray:
     """1 / (1 - h_ii) from the Jacobian of the fitted model (HC3-style residual inflation)."""
     x = d - d[0]
     cols = []
     for amp, dc in terms:
         e = np.exp(-x / dc)
         cols += [e, amp * x * e / dc**2]
-    cols.append(np.ones_like(x))
+    if with_offset:
+        cols.append(np.ones_like(x))
     jac = np.stack(cols, axis=1)
     q, _ = np.linalg.qr(jac)
     h = np.clip((q * q).sum(1), 0, 0.95)
     return 1.0 / (1.0 - h)
 
 
-def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confidence: float = 0.95,
-              seed: int = 0) -> DecayFit:
+def fit_decay(dose, intensity, *, model: str = "auto", offset: str = "auto", n_boot: int = 400,
+              confidence: float = 0.95, seed: int = 0) -> DecayFit:
     """Fit the critical dose to a Bragg-intensity decay, with a wild-bootstrap interval.
 
     Parameters
@@ -221,6 +230,9 @@ def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confid
     intensity : (n,) integrated Bragg intensity above background (any units).
     model : ``"single"``, ``"two-stage"`` or ``"auto"`` (two stages only where the data call for
         it: BIC lower by more than 10, both amplitudes positive, time constants 3x apart).
+    offset : ``"free"`` (fit B), ``"zero"`` (B = 0) or ``"auto"``: B = 0 unless a free offset lowers
+        the BIC by more than 2. A series that ends long before the decay does cannot tell an offset
+        from a slower decay; the offset is then left out rather than making Dc unbounded.
     n_boot : bootstrap replicates (Rademacher wild bootstrap of the residuals, which keeps the
         frame-to-frame change of the noise level).
     confidence : interval level (0.95 gives the 95 % interval).
@@ -234,12 +246,23 @@ def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confid
         raise ValueError(f"model must be 'auto', 'single' or 'two-stage', got {model!r}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie between 0 and 1, got {confidence!r}")
+    if offset not in ("auto", "free", "zero"):
+        raise ValueError(f"offset must be 'auto', 'free' or 'zero', got {offset!r}")
     d, y = _check(dose, intensity)
     y = y[0]
     n = d.size
     grid = _grid(d)
     dc, a, b, resid, edge = _fit_single_rows(d, y[None, :], grid)
     sse1 = float((resid**2).sum())
+    with_offset = offset == "free"
+    if offset != "free":
+        dc0, a0_, b0_, resid0, edge0 = _fit_single_rows(d, y[None, :], grid, with_offset=False)
+        sse0 = float((resid0**2).sum())
+        bic_free = n * np.log(max(sse1, 1e-300) / n) + 3 * np.log(n)
+        bic_zero = n * np.log(max(sse0, 1e-300) / n) + 2 * np.log(n)
+        with_offset = offset == "auto" and bic_free < bic_zero - 2.0
+        if not with_offset:
+            dc, a, b, resid, edge, sse1 = dc0, a0_, b0_, resid0, edge0, sse0
     use_two = False
     if model in ("auto", "two-stage") and n >= 8:
         t1, t2, c2, r2, ok2 = _fit_two_rows(d, y[None, :])
@@ -247,23 +270,26 @@ def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confid
         bic1 = n * np.log(max(sse1, 1e-300) / n) + 3 * np.log(n)
         bic2 = n * np.log(max(sse2, 1e-300) / n) + 5 * np.log(n)
         sep = t2[0] / t1[0] >= 3.0
-        use_two = bool(ok2[0]) and (model == "two-stage" or (bic2 < bic1 - 10 and sep and c2[0, 0] > 0
-                                                             and c2[0, 1] > 0))
+        step = float(np.min(np.diff(d)))
+        inside = t1[0] >= step and t2[0] <= 2.0 * (d[-1] - d[0])   # both stages seen by several frames
+        use_two = bool(ok2[0]) and (model == "two-stage" or (bic2 < bic1 - 10 and sep and inside
+                                                             and c2[0, 0] > 0 and c2[0, 1] > 0))
     elif model == "two-stage":
         raise ValueError(f"a two-stage fit needs at least 8 frames, got {n}")
     rng = np.random.default_rng(seed)
     x0 = d[0]
     if not use_two:
         fit_curve = y - resid[0]
-        lev = _leverage_scale(d, [(float(a[0]), float(dc[0]))])
+        lev = _leverage_scale(d, [(float(a[0]), float(dc[0]))], with_offset)
         v = rng.choice([-1.0, 1.0], size=(n_boot, n))
         yb = fit_curve[None, :] + resid[0][None, :] * lev * v
-        dcb, _, _, _, _ = _fit_single_rows(d, yb, grid) if n_boot else (np.array([]),) * 5
+        dcb = _fit_single_rows(d, yb, grid, with_offset)[0] if n_boot else np.array([])
         # report I0 at zero fluence (not at the first frame)
         a0 = float(a[0] * np.exp(x0 / dc[0]))
         i0 = a0 + float(b[0])
         crit = float(dc[0])
         params = (a0, crit, float(b[0]))
+        n_par = 3 if with_offset else 2
         extra = {}
         amp = a0
     else:
@@ -279,6 +305,7 @@ def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confid
         crit = float(_one_over_e(a1, t1[0], a2, t2[0])[0])
         i0 = a1 + a2 + float(c2[0, 2])
         params = (a1, float(t1[0]), a2, float(t2[0]), float(c2[0, 2]))
+        n_par = 5
         extra = {"dc1_e_per_A2": float(t1[0]), "dc2_e_per_A2": float(t2[0]), "fraction_fast": a1 / (a1 + a2)}
         amp = a1 + a2
         resid = r2
@@ -288,7 +315,7 @@ def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confid
         from scipy.stats import norm, t as student_t
 
         # percentile interval in log fluence, widened by t(n - p) / z for the few frames of a series
-        widen = student_t.ppf(1 - alpha / 2, max(n - len(params), 1)) / norm.ppf(1 - alpha / 2)
+        widen = student_t.ppf(1 - alpha / 2, max(n - n_par, 1)) / norm.ppf(1 - alpha / 2)
         qlo, qhi = np.quantile(np.log(dcb), [alpha / 2, 1 - alpha / 2])
         lc = np.log(crit)
         lo, hi = np.exp(lc - widen * (lc - qlo)), np.exp(lc + widen * (qhi - lc))
@@ -301,5 +328,6 @@ def fit_decay(dose, intensity, *, model: str = "auto", n_boot: int = 400, confid
     return DecayFit(critical_dose_e_per_A2=crit, ci_low_e_per_A2=float(lo), ci_high_e_per_A2=float(hi),
                     model="two-stage" if use_two else "single", amplitude=float(amp), offset=float(b[0]),
                     offset_rel=float(b[0] / i0) if i0 else float("nan"), i0=float(i0),
-                    rms_residual_rel=rms, n_points=n, bounded=beyond, reliable=reliable, confidence=confidence,
+                    rms_residual_rel=rms, n_points=n, bounded=beyond, reliable=reliable,
+                    offset_fitted=bool(with_offset or use_two), confidence=confidence,
                     bootstrap_samples=int(dcb.size), params=params, **extra)
