@@ -82,7 +82,7 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
                         "modelled; the unsupervised MSE by thinning is not reported")
     chosen = method
     if method == "auto":
-        chosen = "n2n" if has_halves and (model_path or train_epochs) else ("n2v" if model_path else "fast")
+        chosen = ("n2n" if has_halves else "n2v") if (model_path or train_epochs) else "fast"
     details: dict = {}
     extra: dict = {}
     learned: dict = {"tile": tile}
@@ -91,16 +91,27 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
 
         if model_path:
             net = L.load_model(model_path)
+            if net.kind == "n2n" and not has_halves:
+                raise ValueError("the model is a Noise2Noise (n2n) model; it needs --even/--odd or a movie")
+            if method == "auto":
+                chosen = net.kind
         elif chosen == "n2n":
-            net = L.train_n2n(np.asarray(even), np.asarray(odd), epochs=train_epochs or 20, seed=seed)
+            net = L.train_n2n(np.asarray(even), np.asarray(odd), epochs=train_epochs or 5, seed=seed)
         else:
-            net = L.train_n2v(x, epochs=train_epochs or 20, seed=seed,
+            net = L.train_n2v(xc, epochs=train_epochs or 5, seed=seed, noise_model=model,
                               struct=("row" if abs(model.rho_col) > 0.06 else None) or
                                      ("col" if abs(model.rho_row) > 0.06 else None))
+        if model_path and train_epochs:  # reuse a saved model and fine-tune it on this image
+            net = (L.train_n2n(np.asarray(even), np.asarray(odd), epochs=train_epochs, seed=seed, model=net)
+                   if chosen == "n2n" else L.train_n2v(xc, epochs=train_epochs, seed=seed, model=net,
+                                                       noise_model=model))
+        if net.kind != chosen:
+            raise ValueError(f"the model is a {net.kind} model, but method {chosen} was asked for")
         learned["model"] = net
-        details["model"] = {**net.describe(), "trained_here": not bool(model_path)}
+        details["model"] = {**net.describe(), "trained_here": not bool(model_path) or bool(train_epochs)}
         details["_net"] = net
-        den = L.predict(net, x, tile=tile)
+        den = (L.predict(net, np.asarray(even), odd=np.asarray(odd), tile=tile) if chosen == "n2n"
+               else L.predict(net, xc, tile=tile, noise_model=model))
     else:
         res = denoise_fast(x, noise_model=model)
         den = res.denoised
@@ -155,8 +166,10 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
     zr = anscombe(xc, gain=model.gain, intercept=model.intercept)
     zd = anscombe(den, gain=model.gain, intercept=model.intercept)
     validation["residual"] = residual_stats(zr, zd)
-    tile_p = int(min(probe_tile, min(x.shape) // 2 * 2))
-    validation["hallucination"] = hallucination_probes(xc, den, tile=max(tile_p, 16))
+    # Welch tiles of at most a quarter of the image, so that >= ~49 half-overlapping tiles are
+    # averaged and the spectrum's scatter (~1/sqrt(tiles)) is far below the 3x / 5x thresholds
+    tile_p = int(min(probe_tile, 2 ** int(np.log2(max(min(x.shape) // 4, 16)))))
+    validation["hallucination"] = hallucination_probes(xc, den, tile=tile_p)
     if not validation["hallucination"]["passed"]:
         warnings.append("hallucination probe flagged spectral peaks (see validation.hallucination)")
     validation["warnings"] = warnings
