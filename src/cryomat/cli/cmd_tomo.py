@@ -18,7 +18,7 @@ def add_arguments(p):
     add_pixel_size(p)
     p.add_argument("--tilt-axis", type=float, metavar="DEG",
                    help="tilt-axis angle, SerialEM/IMOD convention (from the vertical, counter-clockwise with "
-                        "y up); default: from the .mdoc/.aln, else 0 (axis along the rows)")
+                        "y up); default: from the .mdoc/.aln, else searched (all directions, 5 deg steps, then refined)")
     p.add_argument("--bin", type=positive_int, default=1, metavar="N", help="bin the images N x N first (default 1)")
     p.add_argument("--method", choices=["wbp", "sirt", "sirt-fbp"], default="wbp",
                    help="weighted back-projection, SIRT, or the SIRT-like filter (default wbp)")
@@ -66,7 +66,8 @@ def run(args) -> int:
     od = OutputDir(args.out, command=NAME, inputs=inputs, parameters=parameters_of(args))
     res = run_tomo(stack, ts.angles_deg, pixel_size=px, psi_deg=psi0, align=not args.no_align,
                    refine_axis=not args.fixed_axis, method=args.method, iterations=args.iterations,
-                   thickness=thickness, shifts_px=shifts)
+                   thickness=thickness, shifts_px=shifts,
+                   search_axis=(args.tilt_axis is None and ts.axis_angle_deg is None and not args.fixed_axis))
     vol = res["volume"]
     ali = res["alignment"]
     status("tomo: writing outputs")

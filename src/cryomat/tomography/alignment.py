@@ -285,6 +285,31 @@ def find_tilt_axis(stack, angles_deg, shifts_px, *, psi_deg: float = 0.0, range_
     return float(0.5 * (a + b))
 
 
+def find_axis_orientation(stack, angles_deg, *, step_deg: float = 5.0, work_px: int = 96) -> float:
+    """Coarse tilt-axis direction (deg, in [-90, 90)) when nothing is known about it: for each candidate
+    the coarse shifts are estimated and the common-line consistency is scored (images binned to
+    about ``work_px``); with views 180 deg apart, their mirror symmetry across the axis is scored
+    instead. The best candidate is returned for :func:`align_tilt_series` to refine."""
+    st = np.asarray(stack)
+    b = max(1, int(round(min(st.shape[1:]) / work_px)))
+    sb = _bin_stack(st, b)
+    ang = np.asarray(angles_deg, float)
+    # views 180 deg apart are mirror images across the tilt axis: the strongest clue when present
+    pairs = [(i, int(np.argmin(np.abs(ang - (a + 180.0))))) for i, a in enumerate(ang) if a + 180.0 <= ang.max() + 0.5]
+    pairs = [(i, j) for i, j in pairs if abs(ang[j] - ang[i] - 180.0) < 0.5]
+    best, best_sc = 0.0, -np.inf
+    for psi in np.arange(-90.0, 90.0, step_deg):
+        if pairs:
+            sc = float(np.mean([cc_shift(align_image(sb[j], psi_deg=psi, order=1)[:, ::-1],
+                                         align_image(sb[i], psi_deg=psi, order=1))[1] for i, j in pairs]))
+        else:
+            sh = coarse_align(sb, ang, psi_deg=psi, max_shift_px=sb.shape[2] / 4)
+            sc = _psi_score(sb, ang, sh, psi)
+        if sc > best_sc:
+            best, best_sc = float(psi), sc
+    return best
+
+
 def align_tilt_series(stack, angles_deg, *, psi_deg: float = 0.0, refine_psi: bool = True,
                       psi_range_deg: float = 2.0, iterations: int = 3, full_iterations: int = 1, refine: str = "rows",
                       thickness: int | None = None,

@@ -30,7 +30,7 @@ def even_odd_fsc(stack, angles_deg, *, pixel_size: float, method: str = "wbp", i
 
 def run_tomo(stack, angles_deg, *, pixel_size: float, psi_deg: float = 0.0, align: bool = True,
              refine_axis: bool = True, method: str = "wbp", iterations: int = 20, thickness: int | None = None,
-             shifts_px=None, fsc: bool = True) -> dict:
+             shifts_px=None, fsc: bool = True, search_axis: bool = False) -> dict:
     """Align (optional) and reconstruct a tilt series; everything a report needs.
 
     Parameters
@@ -43,6 +43,7 @@ def run_tomo(stack, angles_deg, *, pixel_size: float, psi_deg: float = 0.0, alig
     method, iterations : ``"wbp"``, ``"sirt"`` or ``"sirt-fbp"``.
     thickness : volume depth in voxels (default: the width).
     shifts_px : known shifts (tilt, 2) to use instead of aligning.
+    search_axis : the axis direction is unknown: search all directions first (5 deg steps).
 
     Returns
     -------
@@ -50,7 +51,7 @@ def run_tomo(stack, angles_deg, *, pixel_size: float, psi_deg: float = 0.0, alig
     ``fsc`` (FRCResult or None), ``timings_s``.
     """
     from cryomat.progress import status
-    from cryomat.tomography.alignment import Alignment, align_tilt_series
+    from cryomat.tomography.alignment import Alignment, align_tilt_series, find_axis_orientation
     from cryomat.tomography.reconstruct import reconstruct
     from cryomat.tomography.transforms import align_stack
 
@@ -63,8 +64,12 @@ def run_tomo(stack, angles_deg, *, pixel_size: float, psi_deg: float = 0.0, alig
         shifts = np.asarray(shifts_px, float)
         psi = float(psi_deg)
     elif align:
+        rng_deg = 2.0
+        if search_axis:
+            status("tomo: searching the tilt-axis direction (no --tilt-axis and none in the metadata)")
+            psi_deg, rng_deg = find_axis_orientation(stack, angles_deg), 5.0
         status(f"tomo: aligning {n} tilts of {ny} x {nx} px (cross-correlation, then projection matching)")
-        ali = align_tilt_series(stack, angles_deg, psi_deg=psi_deg, refine_psi=refine_axis,
+        ali = align_tilt_series(stack, angles_deg, psi_deg=psi_deg, refine_psi=refine_axis, psi_range_deg=rng_deg,
                                 thickness=min(T, nx))
         shifts, psi = ali.shifts_px, ali.psi_deg
     else:
