@@ -117,8 +117,13 @@ def lattice_period(spec: Spectra, *, z_threshold: float = 10.0, min_k: float = 0
 
 
 def _loo_pass(spec: Spectra, shifts: np.ndarray, *, group: int, radius: np.ndarray | float | None,
-              centers=None) -> tuple[np.ndarray, np.ndarray]:
-    """One leave-one-out pass: residual shift of every frame (group) against the sum of the others."""
+              centers=None, active=None, peak_prev=None) -> tuple[np.ndarray, np.ndarray]:
+    """One leave-one-out pass: residual shift of every frame (group) against the sum of the others.
+
+    Only frames in ``active`` (bool mask) are re-measured; the others keep a zero update and their
+    previous peak (``peak_prev``): once a frame has converged, the small changes of its reference
+    do not move it.
+    """
     n = spec.data.shape[0]
     aligned = np.empty_like(spec.data)
     for f in range(n):
@@ -126,8 +131,10 @@ def _loo_pass(spec: Spectra, shifts: np.ndarray, *, group: int, radius: np.ndarr
     total = aligned.sum(0)
     h = group // 2
     delta = np.zeros((n, 2))
-    peak = np.zeros(n)
+    peak = np.zeros(n) if peak_prev is None else np.array(peak_prev, float)
     for f in range(n):
+        if active is not None and not active[f]:
+            continue
         lo, hi = max(0, f - h), min(n, f + h + 1)
         mine = aligned[lo:hi].sum(0)
         ref = total - mine
@@ -154,8 +161,8 @@ def _progressive(spec: Spectra, *, radius: float) -> np.ndarray:
 
 
 def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "reference", bfactor_px2="auto",
-                   max_shift_px: float | None = None, group: int = 1, max_iterations: int = 10,
-                   tol_px: float = 0.01, smoothing="auto", corrector=None, max_size: int = 1024,
+                   max_shift_px: float | None = None, group: int = 1, max_iterations: int = 8,
+                   tol_px: float = 0.02, smoothing="auto", corrector=None, max_size: int = 1024,
                    lattice_guard: bool = True, pair_window: int | None = None, spectra: Spectra | None = None,
                    matched_filter: bool = True) -> DriftResult:
     """Global drift of a low-dose movie or STEM frame series.
@@ -180,6 +187,10 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
         Divide a B-factor in A^2 by pixel_size^2.
     max_shift_px : float, largest shift searched in the first pass (default: a quarter of the frame).
     group : int, odd number of neighbouring frames summed for each estimate (more signal per estimate).
+    max_iterations, tol_px : leave-one-out passes stop when the largest update is below ``tol_px`` px.
+    lattice_guard : bool, detect lattices and track with continuity (see above).
+    pair_window : int, all-pairs mode: largest frame distance of a pair (default: all pairs up to 40 frames).
+    spectra : precomputed :class:`cryomat.registration.ccf.Spectra` (skips reading the frames).
     smoothing : ``"auto"`` (GCV), a number (Whittaker lambda) or 0 (none).
     corrector : :class:`cryomat.registration.preprocess.Corrector` applied to every frame.
     max_size : int, largest Fourier crop per axis (the 4k case is aligned on a 1k crop or less).
@@ -248,15 +259,19 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     converged = False
     it = 0
     peak = np.zeros(n)
+    active = None
     for it in range(1, max_iterations + 1):
-        delta, peak = _loo_pass(spec, shifts, group=group, radius=radius)
+        delta, peak = _loo_pass(spec, shifts, group=group, radius=radius, active=active, peak_prev=peak)
         delta -= delta.mean(0)
         new = shifts + delta
         if it == 1 and n >= 5:
             new = _reject_jumps(new)
         delta = new - shifts
         shifts = new
-        upd = float(np.max(np.hypot(delta[:, 0], delta[:, 1])))
+        mag = np.hypot(delta[:, 0], delta[:, 1])
+        upd = float(np.max(mag))
+        # from the third pass on, only frames that still moved by more than tol/2 are re-measured
+        active = (mag > 0.5 * tol_px) if it >= 2 else None
         # after the first pass only small corrections are searched (lattice-safe)
         radius = min(guard, 3.0) if guard else 3.0
         if upd < tol_px:
