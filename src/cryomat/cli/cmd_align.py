@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cryomat.cli.common import add_out, add_pixel_size, input_file, nonneg_float, parameters_of, positive_float, positive_int
+from cryomat.cli.common import (add_out, add_pixel_size, input_file, nonneg_float, parameters_of, positive_float,
+                                positive_int)
 
 NAME = "align"
 HELP = "drift-correct a movie or frame series: aligned, dose-weighted, even/odd sums, shifts.csv, report"
@@ -140,8 +141,18 @@ def run(args) -> int:
         raise InputError("dose weighting needs the pixel size: pass --pixel-size in Angstrom", path=args.inputs[0])
     voltage = args.voltage or first.acquisition.voltage_kV or 300.0
     dose = args.dose_per_frame if args.dose_per_frame is not None else first.acquisition.dose_per_frame_e_per_A2
-    bfac = args.bfactor if args.bfactor == "auto" else positive_float(args.bfactor)
-    smooth = args.smooth if args.smooth == "auto" else float(args.smooth)
+    try:
+        bfac = args.bfactor if args.bfactor == "auto" else float(args.bfactor)
+        if bfac != "auto" and not (np.isfinite(bfac) and bfac > 0):
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--bfactor expects 'auto' or a positive number of px^2, got {args.bfactor!r}") from None
+    try:
+        smooth = args.smooth if args.smooth == "auto" else float(args.smooth)
+        if smooth != "auto" and not (np.isfinite(smooth) and smooth >= 0):
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--smooth expects 'auto', 0 or a positive number, got {args.smooth!r}") from None
     patches = None
     if args.patches:
         try:
