@@ -67,12 +67,7 @@ def ridge_radii(mask, *, subvoxel: bool = True):
     d0 = dp[tuple(c.T)].astype(np.float64)
     fwd = np.stack([dp[tuple((c + e).T)] for e in np.eye(3, dtype=int)], axis=1) - d0[:, None]
     bwd = d0[:, None] - np.stack([dp[tuple((c - e).T)] for e in np.eye(3, dtype=int)], axis=1)
-    # boundary normal from the one-sided slopes; the boundary lies half a lattice-plane spacing
-    # beyond the last voxel centre, 0.5 * max|n_i| for a plane with unit normal n
-    mag = np.maximum(np.abs(fwd), np.abs(bwd))
-    mn = np.linalg.norm(mag, axis=1)
-    nhat = np.where(mn[:, None] > 1e-6, mag / np.maximum(mn, 1e-6)[:, None], 1.0)
-    gap = np.where(mn > 1e-6, 0.5 * nhat.max(axis=1), 0.5)
+    gap = 0.5  # the boundary lies half a voxel beyond the last foreground voxel centre
     r = d0 - gap
     g = 0.5 * (fwd + bwd)
     gn = np.linalg.norm(g, axis=1)
@@ -86,7 +81,9 @@ def ridge_radii(mask, *, subvoxel: bool = True):
     a = np.einsum("ij,ij->i", o.astype(float), gh)
     d1 = dp[tuple((c + o).T)] - gap
     h = np.where(ok, np.maximum(r, 0.5 * (r + d1 + a)), r)
-    h = np.minimum(h, r + 0.5 * np.sqrt(3.0))
+    # the ridge is at most half a lattice step from a voxel centre: cap the correction there, which
+    # also guards against a neighbour chosen off the true normal
+    h = np.minimum(h, r + 0.5)
     cen = idx.astype(np.float64) + (h - r)[:, None] * gh
     return cen, h
 
