@@ -67,3 +67,31 @@ def test_real_eds_tomography_bcf_series_reconstructs(real, tmp_path):
     res = json.loads((out / "results.json").read_text())["results"]
     assert res["angle_source"] == "file names" and res["tilt_range_deg"] == [-40.0, 35.0]
     assert res["volume_shape_zyx"][1:] == [64, 64]
+
+
+def test_tomo_cli_uses_imod_xf_and_aretomo_aln(tmp_path):
+    from cryomat.io import write_xf
+    from cryomat.tomography import alignment_to_xf
+
+    sim_dir = tmp_path / "sim"
+    truth = simulate("tilt_series", sim_dir, seed=2, size=48, n_tilts=31, counts_per_px=None,
+                     shift_sigma_px=2.0, tilt_axis_error_deg=3.0)
+    shifts = np.asarray(truth["shifts_px"])
+    write_xf(tmp_path / "t.xf", alignment_to_xf(shifts, truth["tilt_axis_deg"]))
+    rc = main(["--quiet", "tomo", str(sim_dir / "tilt_series.mrc"), "--xf", str(tmp_path / "t.xf"),
+               "--out", str(tmp_path / "o1")])
+    assert rc == 0
+    tab = np.genfromtxt(tmp_path / "o1" / "alignment.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    # the given alignment is used as is (xf keeps 3 decimals)
+    np.testing.assert_allclose(tab["shift_row_px"], shifts[:, 0], atol=2e-3)
+    res = json.loads((tmp_path / "o1" / "results.json").read_text())["results"]
+    assert abs(res["tilt_axis_psi_deg"] - 3.0) < 1e-3
+    lines = ["# AreTomo Alignment", "# SEC ROT GMAG TX TY SMEAN SFIT SCALE BASE TILT"]
+    for i, (s, t) in enumerate(zip(shifts, truth["angles_deg"])):
+        lines.append(f"{i} 3.0 1.0 {s[1]:.3f} {s[0]:.3f} 1 1 1 0 {t:.2f}")
+    (tmp_path / "t.aln").write_text("\n".join(lines) + "\n")
+    rc = main(["--quiet", "tomo", str(sim_dir / "tilt_series.mrc"), "--angles", str(tmp_path / "t.aln"),
+               "--out", str(tmp_path / "o2")])
+    assert rc == 0
+    tab2 = np.genfromtxt(tmp_path / "o2" / "alignment.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    np.testing.assert_allclose(tab2["shift_col_px"], shifts[:, 1], atol=2e-3)

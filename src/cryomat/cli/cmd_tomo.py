@@ -14,7 +14,8 @@ def add_arguments(p):
 
     p.add_argument("tiltseries", nargs="+", help="tilt-series stack, or one image file per tilt")
     add_out(p)
-    p.add_argument("--angles", metavar="FILE", help="tilt angles: .tlt, .rawtlt, .mdoc or AreTomo .aln")
+    p.add_argument("--angles", metavar="FILE",
+                   help="tilt angles: .tlt, .rawtlt, .mdoc, or an AreTomo .aln (whose shifts and rotation are then used)")
     add_pixel_size(p)
     p.add_argument("--tilt-axis", type=float, metavar="DEG",
                    help="tilt-axis angle, SerialEM/IMOD convention (from the vertical, counter-clockwise with "
@@ -62,12 +63,19 @@ def run(args) -> int:
             raise InputError(f"{xf.shape[0]} transforms for {n} tilts", path=args.xf)
         sh, psis = xf_to_alignment(xf[ts.order])
         shifts, psi0 = sh / args.bin, float(np.median(psis))
+    elif args.angles and str(args.angles).lower().endswith(".aln"):
+        from cryomat.tomography.conventions import aln_to_alignment, read_aln
+
+        a = aln_to_alignment(read_aln(args.angles)[0])
+        if a["shifts_px"].shape[0] == n:  # AreTomo's own alignment of the same (raw-size) stack
+            shifts, psi0 = a["shifts_px"][ts.order] / args.bin, float(np.median(a["psi_deg"]))
     inputs = list(args.tiltseries) + [a for a in (args.angles, args.xf) if a]
     od = OutputDir(args.out, command=NAME, inputs=inputs, parameters=parameters_of(args))
     res = run_tomo(stack, ts.angles_deg, pixel_size=px, psi_deg=psi0, align=not args.no_align,
                    refine_axis=not args.fixed_axis, method=args.method, iterations=args.iterations,
                    thickness=thickness, shifts_px=shifts,
-                   search_axis=(args.tilt_axis is None and ts.axis_angle_deg is None and not args.fixed_axis))
+                   search_axis=(args.tilt_axis is None and ts.axis_angle_deg is None and not args.fixed_axis
+                                and shifts is None))
     vol = res["volume"]
     ali = res["alignment"]
     status("tomo: writing outputs")

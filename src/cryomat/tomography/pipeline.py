@@ -8,8 +8,9 @@ import numpy as np
 
 
 def even_odd_fsc(stack, angles_deg, *, pixel_size: float, method: str = "wbp", iterations: int = 20,
-                 thickness: int | None = None):
-    """FSC of reconstructions from the even- and odd-numbered tilts (a half-set resolution estimate).
+                 thickness: int | None = None, max_size: int = 256):
+    """FSC of reconstructions from the even- and odd-numbered tilts (a half-set resolution estimate),
+    over the central ``max_size``^3 voxels at most.
 
     Returns
     -------
@@ -18,8 +19,16 @@ def even_odd_fsc(stack, angles_deg, *, pixel_size: float, method: str = "wbp", i
     from cryomat.fourier import fourier_ring_correlation
     from cryomat.tomography.reconstruct import reconstruct
 
-    ev = reconstruct(stack[0::2], angles_deg[0::2], method=method, iterations=iterations, thickness=thickness)
-    od = reconstruct(stack[1::2], angles_deg[1::2], method=method, iterations=iterations, thickness=thickness)
+    # at most max_size^3 from the centre, so the check stays cheap for 1k^3 volumes
+    n, ny, nx = stack.shape
+    r0 = max(0, (ny - max_size) // 2)
+    sub = stack[:, r0:r0 + min(ny, max_size)]
+    ev = reconstruct(sub[0::2], angles_deg[0::2], method=method, iterations=iterations, thickness=thickness)
+    od = reconstruct(sub[1::2], angles_deg[1::2], method=method, iterations=iterations, thickness=thickness)
+    z0 = max(0, (ev.shape[0] - max_size) // 2)
+    c0 = max(0, (nx - max_size) // 2)
+    crop = (slice(z0, z0 + max_size), slice(None), slice(c0, c0 + max_size))
+    ev, od = ev[crop], od[crop]
     # a soft-edged box so the volume edges do not dominate the high-frequency shells
     from cryomat.tomography.alignment import _taper
 
