@@ -118,3 +118,29 @@ def test_shipped_kfactor_close_to_measured_fe():
 
     assert shipped_kfactor("Fe_Ka", voltage_kV=200) == pytest.approx(1.450226, rel=0.05)
     assert shipped_kfactor("Si_Ka", voltage_kV=200) == pytest.approx(1.0)
+
+
+@pytest.mark.realdata
+def test_identify_elements_on_real_spectra(real):
+    from cryomat.spectroscopy.identify import identify_eds_elements
+
+    spec = loading.load_spectrum(real("pytemlib/EDS-STO.emd"))
+    found = identify_eds_elements(spec.data.astype(float), spec.energy_eV, beam_energy_kV=spec.voltage_kV)
+    # SrTiO3 on a Cu grid: all four and nothing else
+    assert found == ["Cu", "O", "Sr", "Ti"]
+    spec = loading.load_spectrum(real("particlespy/SiO2_EDS_Spectrum_Image.hspy"))
+    tot = spec.data.reshape(-1, spec.data.shape[-1]).sum(0, dtype=float)
+    # silica on carbon film, Cu grid; this file's energy axis is ~35 eV off, within the tolerance
+    assert identify_eds_elements(tot, spec.energy_eV) == ["C", "Cu", "O", "Si"]
+
+
+def test_identify_elements_synthetic(rng):
+    from cryomat.spectroscopy.identify import identify_eds_elements
+
+    e = np.arange(0, 20000, 10.0)
+    y = 2e4 * np.where(e > 100, 1.0 / np.maximum(e, 100.0), 0)
+    for ln, n in (("Fe_Ka", 2e4), ("Fe_Kb", 2.6e3), ("Fe_La", 3e3), ("O_Ka", 1e4), ("Si_Ka", 6e3), ("Si_Kb", 500)):
+        c = eds.line_energy_eV(ln)
+        sd = eds.eds_fwhm_eV(c) / 2.3548
+        y = y + n * 10 * np.exp(-0.5 * ((e - c) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+    assert identify_eds_elements(rng.poisson(y).astype(float), e, beam_energy_kV=200) == ["Fe", "O", "Si"]

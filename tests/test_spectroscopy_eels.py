@@ -146,3 +146,15 @@ def test_cross_section_rejects_bad_edges():
         eels.edge_cross_section("Ba_M5", window_eV=20, voltage_kV=200, beta_mrad=20)
     with pytest.raises(ValueError, match="window_eV"):
         eels.edge_cross_section("O_K", window_eV=-1, voltage_kV=200, beta_mrad=20)
+
+
+@pytest.mark.realdata
+def test_identify_edges_and_onset_offsets_sto(real):
+    from cryomat.spectroscopy.identify import identify_eels_edges
+
+    spec = loading.load_spectrum(real("pytemlib/EELS_STO.dm3"))
+    onsets = identify_eels_edges(spec.data, spec.energy_eV, return_onsets=True)
+    assert list(onsets) == ["Ti_L3", "O_K"]
+    # this spectrum's axis runs a few eV low: steepest rise of Ti L3 at 453.5 eV (table 456), O K at 523 (532)
+    assert onsets["Ti_L3"] == pytest.approx(453.5, abs=1.5)
+    assert onsets["O_K"] == pytest.approx(523.5, abs=2.0)

@@ -136,8 +136,12 @@ def effective_collection_angle_mrad(voltage_kV: float, energy_eV: float, alpha_m
 
 @functools.lru_cache(maxsize=64)
 def _edge_component(edge: str, voltage_kV: float, alpha_mrad: float, beta_mrad: float, onset_eV: float):
+    import warnings
+
     try:
-        from exspy.components import EELSCLEdge
+        with warnings.catch_warnings():  # hyperspy's deprecation chatter on import
+            warnings.simplefilter("ignore")
+            from exspy.components import EELSCLEdge
     except ImportError as exc:  # pragma: no cover - exspy is a dependency
         raise ImportError("EELS cross-sections need exSpy: pip install exspy") from exc
     el, sub = split_line(edge)

@@ -68,7 +68,9 @@ def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str 
     Parameters
     ----------
     spec : :class:`~cryomat.spectroscopy.loading.Spectrum` (kind EDS).
-    elements : element symbols; default the file's. One alpha line each (:func:`eds.select_xray_lines`).
+    elements : element symbols; default the file's, else identified from the summed spectrum
+        (:func:`cryomat.spectroscopy.identify.identify_eds_elements`). One alpha line each
+        (:func:`eds.select_xray_lines`).
     lines : explicit lines instead, e.g. ``["Fe_Ka", "Pt_La"]``.
     kfactors : ``{line: k}`` or a sequence; missing ones from the shipped approximate table.
     background : ``"mean"`` (exSpy), ``"linear"``, ``"powerlaw"`` or ``"none"``.
@@ -79,10 +81,19 @@ def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str 
     """
     e = spec.energy_eV
     res = float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0)
+    auto_note = ""
     if lines is None:
         els = list(elements or spec.elements)
         if not els:
-            raise ValueError("no elements: the file names none; pass --elements (e.g. C,O,F) or --lines")
+            from cryomat.spectroscopy.identify import identify_eds_elements
+
+            tot = np.asarray(spec.data).reshape(-1, spec.data.shape[-1]).sum(0, dtype=np.float64)
+            els = identify_eds_elements(tot, e, fwhm_mnka_eV=res, beam_energy_kV=spec.voltage_kV)
+            if not els:
+                raise ValueError("no elements: the file names none and no X-ray peak was identified; "
+                                 "pass --elements (e.g. C,O,F) or --lines")
+            auto_note = (f" Elements identified automatically from the summed spectrum ({', '.join(els)}): "
+                         "check them, or give --elements.")
         lines = _eds.select_xray_lines(els, energy_range_eV=(e[0], e[-1]), beam_energy_kV=spec.voltage_kV)
         if not lines:
             raise ValueError(f"none of the elements {els} has an X-ray line inside the spectrum "
@@ -110,7 +121,7 @@ def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str 
                      total_percent={ln: float(tp[i]) for i, ln in enumerate(lines)},
                      total_sigma={ln: float(ts[i]) for i, ln in enumerate(lines)},
                      factors={ln: float(k[i]) for i, ln in enumerate(lines)}, factor_source=src, windows=windows,
-                     assumptions=EDS_ASSUMPTIONS + f" Detector FWHM at Mn Ka {res:g} eV.")
+                     assumptions=EDS_ASSUMPTIONS + f" Detector FWHM at Mn Ka {res:g} eV." + auto_note)
 
 
 def default_edge_windows(edges, energy_eV, *, delta_eV: float = 50.0, fit_eV: float = 30.0, gap_eV: float = 5.0):
@@ -142,7 +153,7 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
     Parameters
     ----------
     spec : core-loss :class:`~cryomat.spectroscopy.loading.Spectrum`.
-    edges : e.g. ``["Ti_L3", "O_K"]``.
+    edges : e.g. ``["Ti_L3", "O_K"]``; empty or None: identified automatically (:mod:`.identify`).
     windows : optional ``{edge: ((bg0, bg1), (i0, i1))}`` in eV; default :func:`default_edge_windows`.
     voltage_kV, alpha_mrad, beta_mrad : override the file's (defaults 200 kV, 0 mrad, 50 mrad with a note).
     lowloss : low-loss :class:`Spectrum` of the same pixels (or one spectrum); default ``spec.lowloss``.
@@ -176,6 +187,19 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
                 raise ValueError(f"low-loss pixels {lld.shape[:-1]} do not match core-loss pixels {data.shape[:-1]}")
             data = _eels.fourier_ratio_deconvolve(data, e, lld, ll.energy_eV)
             notes.append("core loss Fourier-ratio deconvolved with the low loss")
+    if not edges:
+        from cryomat.spectroscopy.identify import identify_eels_edges
+
+        edges = identify_eels_edges(data.reshape(-1, data.shape[-1]).sum(0), e)
+        if not edges:
+            raise ValueError("no edges given and none identified in the spectrum; pass --edges, e.g. Ti_L3,O_K")
+        notes.append(f"edges identified automatically ({', '.join(edges)}): check them, or give --edges")
+    from cryomat.spectroscopy.identify import edge_onset_measured
+    from cryomat.spectroscopy.tables import edge_onset_eV
+
+    tot_cl = data.reshape(-1, data.shape[-1]).sum(0)
+    extra["edge_onset_offset_eV"] = {ed: edge_onset_measured(tot_cl, e, edge_onset_eV(ed)) - edge_onset_eV(ed)
+                                     for ed in edges}
     windows = windows or default_edge_windows(edges, e, delta_eV=delta_eV, fit_eV=fit_eV)
     ints, vars_, xs = {}, {}, {}
     for ed in edges:

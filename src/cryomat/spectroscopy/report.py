@@ -101,8 +101,6 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
                                 line_width=line_width, fwhm_mnka_eV=fwhm_mnka_eV, window_mode=window_mode,
                                 window_correction=window_correction)
     else:
-        if not edges:
-            raise ValueError("EELS needs --edges, e.g. --edges Ti_L3,O_K")
         res = pipeline.eels_maps(spec, edges=edges, delta_eV=delta_eV, fit_eV=fit_eV, lowloss=lowloss,
                                  deconvolve=deconvolve, alpha_mrad=alpha_mrad, beta_mrad=beta_mrad)
     status(f"spectrum: {res.kind} {', '.join(res.names)} quantified")
@@ -123,11 +121,13 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
         off = calibration_check(tot_spec, spec.energy_eV, res.names,
                                 fwhm_mnka_eV=float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0))
         results["energy_calibration_offset_eV"] = off
-        if off and abs(float(np.median(list(off.values())))) > 0.25 * float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0):
+        if off and abs(float(np.median(list(off.values())))) > 0.2 * float(fwhm_mnka_eV or spec.fwhm_mnka_eV or 130.0):
             rep.add_text(f"Energy calibration: the lines sit {np.median(list(off.values())):+.0f} eV from their "
                          "tabulated energies; check the energy offset/gain before trusting the windows.", note=True)
-    elif "zero_loss_shift_eV" in res.extra:
-        results["energy_calibration_offset_eV"] = {"zero_loss": float(np.nanmedian(res.extra["zero_loss_shift_eV"]))}
+    else:
+        results["energy_calibration_offset_eV"] = dict(res.extra.get("edge_onset_offset_eV", {}))
+        if "zero_loss_shift_eV" in res.extra:
+            results["energy_calibration_offset_eV"]["zero_loss"] = float(np.nanmedian(res.extra["zero_loss_shift_eV"]))
     comp_rows = [{"element": n.split("_")[0], "line_or_edge": n, "net_counts": results["net_counts"][n],
                   ("k_factor" if res.kind == "EDS" else "cross_section_barn"): res.factors[n],
                   "at_pct": res.total_percent[n], "sigma_at_pct": res.total_sigma[n]} for n in res.names]
