@@ -39,11 +39,11 @@ def test_resolution_dependent_critical_dose_ordered_and_drift_aligned():
     d_max = max(r["d_spacing_A"] for r in truth["reflections"])
     true_dc = 30.0 * sh["d_spacing_A"].to_numpy() / d_max
     fit_dc = sh["critical_dose_e_per_A2"].to_numpy()
-    # high orders fade first: fitted Dc rank-correlates with d (weak single reflections are noisy,
-    # so a rank correlation >= 0.7 rather than strict order of every neighbouring pair)
-    from scipy.stats import spearmanr
-
-    assert spearmanr(sh["d_spacing_A"], fit_dc).statistic >= 0.7
+    # high orders fade first: among the precisely measured shells (interval narrower than a factor
+    # 1.5; weak single reflections are too noisy to order), Dc increases strictly with d
+    precise = (sh["ci_high_e_per_A2"] / sh["ci_low_e_per_A2"]).to_numpy() < 1.5
+    assert precise.sum() >= 3
+    assert np.all(np.diff(fit_dc[precise]) > 0)
     # the 95 % intervals hold the true Dc(d) = 30 (d / d_max); at most one of the shells may miss
     inside = (sh["ci_low_e_per_A2"].to_numpy() <= true_dc) & (true_dc <= sh["ci_high_e_per_A2"].to_numpy())
     assert inside.sum() >= len(sh) - 1

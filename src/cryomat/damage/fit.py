@@ -219,8 +219,22 @@ def _leverage_scale(d, terms, with_offset=True) -> np.ndarray:
     return 1.0 / (1.0 - h)
 
 
+def _cluster_replicates(components, n, n_boot, rng):
+    """Bootstrap sums over reflections resampled with replacement, (n_boot, n); None if k < 4."""
+    if components is None or not n_boot:
+        return None
+    c = np.asarray(components, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != n:
+        raise ValueError(f"components must have shape (n_frames={n}, k), got {c.shape}")
+    k = c.shape[1]
+    if k < 4:
+        return None
+    counts = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n_boot)])
+    return counts @ c.T
+
+
 def fit_decay(dose, intensity, *, model: str = "auto", offset: str = "auto", n_boot: int = 400,
-              confidence: float = 0.95, seed: int = 0) -> DecayFit:
+              confidence: float = 0.95, seed: int = 0, components=None) -> DecayFit:
     """Fit the critical dose to a Bragg-intensity decay, with a wild-bootstrap interval.
 
     Parameters
@@ -237,6 +251,11 @@ def fit_decay(dose, intensity, *, model: str = "auto", offset: str = "auto", n_b
         frame-to-frame change of the noise level).
     confidence : interval level (0.95 gives the 95 % interval).
     seed : seed of the bootstrap generator (results are reproducible).
+    components : optional (n, k) intensities of the k reflections whose sum is ``intensity``. With
+        k >= 4, a second bootstrap resamples the reflections (a cluster bootstrap, which carries the
+        reflection-to-reflection spread: interference with diffuse scattering, local background
+        errors) and the reported interval is the union of both intervals, each widened by the
+        Student-t factor of its degrees of freedom.
 
     Returns
     -------
@@ -284,6 +303,8 @@ def fit_decay(dose, intensity, *, model: str = "auto", offset: str = "auto", n_b
         v = rng.choice([-1.0, 1.0], size=(n_boot, n))
         yb = fit_curve[None, :] + resid[0][None, :] * lev * v
         dcb = _fit_single_rows(d, yb, grid, with_offset)[0] if n_boot else np.array([])
+        yc = _cluster_replicates(components, n, n_boot, rng)
+        dcc = _fit_single_rows(d, yc, grid, with_offset)[0] if yc is not None else None
         # report I0 at zero fluence (not at the first frame)
         a0 = float(a[0] * np.exp(x0 / dc[0]))
         i0 = a0 + float(b[0])
@@ -300,6 +321,11 @@ def fit_decay(dose, intensity, *, model: str = "auto", offset: str = "auto", n_b
         tb1, tb2, cb, _, okb = _fit_two_rows(d, yb)
         dcb = _one_over_e(cb[:, 0] * np.exp(x0 / tb1), tb1, cb[:, 1] * np.exp(x0 / tb2), tb2)
         dcb = dcb[okb]
+        yc = _cluster_replicates(components, n, n_boot, rng)
+        dcc = None
+        if yc is not None:
+            cb1, cb2, ccb, _, okc = _fit_two_rows(d, yc)
+            dcc = _one_over_e(ccb[:, 0] * np.exp(x0 / cb1), cb1, ccb[:, 1] * np.exp(x0 / cb2), cb2)[okc]
         a1 = float(c2[0, 0] * np.exp(x0 / t1[0]))
         a2 = float(c2[0, 1] * np.exp(x0 / t2[0]))
         crit = float(_one_over_e(a1, t1[0], a2, t2[0])[0])
@@ -319,6 +345,12 @@ def fit_decay(dose, intensity, *, model: str = "auto", offset: str = "auto", n_b
         qlo, qhi = np.quantile(np.log(dcb), [alpha / 2, 1 - alpha / 2])
         lc = np.log(crit)
         lo, hi = np.exp(lc - widen * (lc - qlo)), np.exp(lc + widen * (qhi - lc))
+        if dcc is not None and dcc.size:
+            k = np.shape(components)[1]
+            wc = student_t.ppf(1 - alpha / 2, k - 1) / norm.ppf(1 - alpha / 2)
+            clo, chi = np.quantile(np.log(dcc), [alpha / 2, 1 - alpha / 2])
+            lo = min(lo, np.exp(lc - wc * max(lc - clo, 0.0)))
+            hi = max(hi, np.exp(lc + wc * max(chi - lc, 0.0)))
     else:
         lo = hi = float("nan")
     beyond = bool(edge[0]) or crit > 3 * (d[-1] - d[0]) or hi >= grid[-1] * 0.99

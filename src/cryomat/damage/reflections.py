@@ -6,9 +6,9 @@ reflections. The smooth component's spectrum is computed here directly in Fourie
 1D FFTs of the border jumps, which costs O(N) per frame instead of two more 2D FFTs; it is
 tested against :func:`cryomat.fourier.periodic_plus_smooth`.
 
-The intensity of a reflection is the power summed over a disk around it minus the disk area
-times the mean power per pixel in a surrounding annulus (the local background: amorphous
-scattering, CTF rings, noise), as in Bragg-spot fading studies (Glaeser 1971,
+The intensity of a reflection is the power summed over a disk around it minus the local
+background under the disk (amorphous scattering, CTF rings, noise), a quadratic surface fitted
+to a surrounding annulus and integrated over the disk, as in Bragg-spot fading studies (Glaeser 1971,
 doi:10.1016/S0022-5320(71)90039-6; Egerton 2019, doi:10.1016/j.micron.2019.03.009).
 """
 
@@ -187,10 +187,11 @@ class PatchIntegrator:
         self.bg_inner_px, self.bg_outer_px = ri, ro
         half = int(np.ceil(ro)) + 1
         rr, cc = np.mgrid[-half:half + 1, -half:half + 1]
-        self._q, self._c, self._disk, self._ring = [], [], [], []
+        self._q, self._c, self._disk, self._ring, self._wring = [], [], [], [], []
         for row, col in zip(table["row_px"], table["col_px"]):
             ir, ic = int(round(row)), int(round(col))
-            dist = np.hypot(rr + ir - row, cc + ic - col)
+            dr, dc = rr + ir - row, cc + ic - col
+            dist = np.hypot(dr, dc)
             disk = dist <= self.radius_px
             ring = (dist >= ri) & (dist <= ro)
             q, c = _half_index(self.shape, rr + ir, cc + ic)
@@ -199,6 +200,13 @@ class PatchIntegrator:
             self._c.append(c[keep])
             self._disk.append(disk[keep])
             self._ring.append(ring[keep])
+            # background under the disk: a quadratic surface fitted to the annulus and integrated
+            # over the disk (a mean would be biased by the curvature of diffuse rings and CTF rings)
+            def design(a, b):
+                return np.stack([np.ones_like(a), a, b, a * a, a * b, b * b], axis=1)
+
+            pinv = np.linalg.pinv(design(dr[ring], dc[ring]))
+            self._wring.append(design(dr[disk], dc[disk]).sum(0) @ pinv)
         self.n = len(self._q)
         if self.n:
             self._all_q = np.concatenate(self._q)
@@ -219,7 +227,7 @@ class PatchIntegrator:
         pw = np.abs(vals) ** 2
         out, bgs = np.empty(self.n), np.empty(self.n)
         for i, part in enumerate(np.split(pw, self._splits)):
-            bg = float(np.mean(part[self._ring[i]]))
-            out[i] = float(part[self._disk[i]].sum() - self._disk[i].sum() * bg)
-            bgs[i] = bg
+            ring = part[self._ring[i]]
+            out[i] = float(part[self._disk[i]].sum() - self._wring[i] @ ring)
+            bgs[i] = float(np.mean(ring))
         return out, bgs

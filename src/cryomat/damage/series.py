@@ -274,7 +274,7 @@ def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | N
     shell_fits, refl_fits = [], []
     if integ.n:
         total = inten.sum(axis=1)
-        fit = _safe_fit(mids, total, model=model, n_boot=n_boot, seed=seed)
+        fit = _safe_fit(mids, total, model=model, n_boot=n_boot, seed=seed, components=inten)
         curve["bragg_intensity_total"] = total
         curve["bragg_intensity_rel"] = total / (fit.i0 if fit and fit.i0 > 0 else total[:2].mean())
         rel_cols = []
@@ -288,7 +288,8 @@ def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | N
         for s in sorted(table["shell"].unique()):
             sel = (table["shell"] == s).to_numpy()
             ysh = inten[:, sel].sum(1)
-            fs = _safe_fit(mids, ysh, model=model, n_boot=n_boot, seed=seed + 1000 + int(s))
+            fs = _safe_fit(mids, ysh, model=model, n_boot=n_boot, seed=seed + 1000 + int(s),
+                           components=inten[:, sel])
             shell_fits.append((int(s), fs))
             curve[f"bragg_intensity_rel_shell{int(s)}"] = ysh / (fs.i0 if fs is not None and fs.i0 > 0
                                                                  else max(ysh[:2].mean(), 1e-300))
@@ -310,6 +311,9 @@ def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | N
     shells = _shell_table(table, shell_fits)
     summary = _summary(fit, shells, curve, mgy, band_A, table, radius, k_early, align, drift)
     summary["frc_frames_per_group"] = frc_group
+    if frc_group > 1:
+        summary["frc_convention"] += (f"; FRC/FRPR points are sums of {frc_group} consecutive aligned frames "
+                                      "(the 'frame' of both conventions is such a group)")
     summary["align_method"] = align or None
     return DamageResult(curve=curve, reflections=refl, shells=shells, fit=fit, freq_per_A=rings.freq_per_A,
                         frc_first=np.array(gfrc.frc_first), frc_consecutive=np.array(gfrc.frc_cons),
