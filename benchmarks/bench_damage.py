@@ -137,6 +137,14 @@ def main(argv=None) -> int:
         payload["accuracy"] = accuracy(a.seeds)
     if not a.skip_speed:
         payload["speed"] = speed(a.size, a.series)
+    prev = Path(__file__).resolve().parent / "results" / "damage.json"
+    if prev.exists():        # keep the section that was skipped this time
+        import json
+
+        old = json.loads(prev.read_text())
+        for key in ("accuracy", "speed"):
+            if key not in payload and key in old:
+                payload[key] = old[key]
     write_result("damage", payload)
     return 0
 

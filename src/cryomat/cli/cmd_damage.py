@@ -10,7 +10,7 @@ NAME = "damage"
 HELP = "beam-damage benchmarking of a dose series: Bragg-peak decay, critical dose, FRC/FRPR vs dose"
 DESCRIPTION = (
     "Follow the crystalline reflections of a dose series (a movie, or images of the same area in "
-    "order), fit I/I0 = exp(-D/Dc) + offset with bootstrap 95 %% intervals, per d-spacing too, and "
+    "order), fit I/I0 = exp(-D/Dc) + offset with bootstrap 95 % intervals, per d-spacing too, and "
     "compute FRC/FRPR against cumulative fluence (vs the first frame and between consecutive frames; "
     "thresholds 0.5, 0.143, half-bit and 45 deg). Fluence is converted to MGy from the collision "
     "stopping power of --composition at --voltage. --compare A B ... plots earlier results (output "
@@ -32,9 +32,10 @@ def add_arguments(p):
     p.add_argument("--composition", default="H2O", metavar="FORMULA",
                    help="chemical formula for the MGy conversion (default H2O, i.e. vitreous ice)")
     p.add_argument("--density", type=positive_float, metavar="G_PER_CM3", help="density (g/cm^3; density-effect correction)")
-    p.add_argument("--align", nargs="?", const="auto", choices=["auto", "streaming", "registration"], default=None,
-                   help="correct drift before FRC/FRPR: 'registration' (cryomat.registration, stack in memory), "
-                        "'streaming' (frame by frame, low memory); default auto: registration up to 512 MB")
+    p.add_argument("--align", action="store_true", help="correct drift before FRC/FRPR")
+    p.add_argument("--align-method", choices=["auto", "streaming", "registration"], default="auto",
+                   help="'registration' (cryomat.registration, stack in memory), 'streaming' (frame by frame, "
+                        "low memory); default auto: registration up to 512 MB")
     p.add_argument("--band", nargs=2, type=positive_float, metavar=("LOW_A", "HIGH_A"),
                    help="resolution band (A) for the FRC/FRPR threshold doses (default: band of the reflections)")
     p.add_argument("--frc-group", type=positive_int, metavar="N",
@@ -125,7 +126,7 @@ def _analyse(args, paths):
     voltage = args.voltage or img.acquisition.voltage_kV or 300.0
     res = analyse_dose_series(frames, pixel_size=px, dose_per_frame=dpf, doses=doses,
                               pre_exposure=args.pre_exposure, voltage_kV=voltage, composition=args.composition,
-                              density_g_per_cm3=args.density, align=args.align or False,
+                              density_g_per_cm3=args.density, align=args.align_method if args.align else False,
                               band_A=tuple(args.band) if args.band else None, z_threshold=args.z_threshold,
                               max_reflections=args.max_reflections, n_boot=args.n_boot, model=args.model,
                               frc_group=args.frc_group, seed=args.seed)
