@@ -71,7 +71,7 @@ def run(args) -> int:
         dose = args.dose
         if dose is None:
             dose = getattr(img.acquisition, "dose_per_frame_e_per_A2", None) or None
-        for suffix, frame in _frames(img):
+        for fi, (suffix, frame) in enumerate(_frames(img)):
             name = path.stem + suffix
             while name in names:
                 name += "_"
@@ -92,7 +92,8 @@ def run(args) -> int:
             od.save_figure(f"overlays/{name}_overlay.png", overlay_figure(frame, labels, pixel_size=px, title=name))
             tables.append(table)
             summ = size_summary(table["equivalent_diameter_nm"])
-            per_image.append({"image": name, "source": str(path), "pixel_size_A": px, "dose_e_per_A2": dose,
+            per_image.append({"image": name, "source": str(path), "frame": fi if suffix else None,
+                              "pixel_size_A": px, "dose_e_per_A2": dose,
                               "count": summ["count"],
                               "median_equivalent_diameter_nm": summ["median_nm"],
                               "iqr_equivalent_diameter_nm": summ["iqr_nm"]})

@@ -27,7 +27,8 @@ from cryomat.measure.geometry import convex_hull, feret_diameters, polygon_area,
 #: columns of :func:`particle_table`, in order
 COLUMNS = ["label", "area_nm2", "equivalent_diameter_nm", "perimeter_nm", "circularity", "aspect_ratio",
            "feret_max_nm", "feret_min_nm", "solidity", "convexity", "eccentricity", "orientation_deg",
-           "mean_intensity", "touches_border", "centroid_row_px", "centroid_col_px", "area_px"]
+           "mean_intensity", "touches_border", "centroid_row_px", "centroid_col_px", "area_px", "harmonic4", "harmonic6",
+           "contrast", "rim_to_core_contrast"]
 
 CONTOUR_SIGMA_PX = 1.0
 
@@ -62,6 +63,20 @@ def _hull(points: np.ndarray) -> np.ndarray:
         return points[ConvexHull(points).vertices]
     except Exception:  # degenerate (collinear) input
         return convex_hull(points)
+
+
+def _radial_harmonics(contour: np.ndarray, centre: np.ndarray) -> tuple[float, float]:
+    """Rotation-invariant 4- and 6-fold amplitudes of the contour's radius r(theta), relative
+    to the mean radius (a square reads ~0.07 at n=4, a hexagon ~0.03 at n=6, a disc ~0)."""
+    p = contour - centre
+    seg = np.hypot(*(np.roll(contour, -1, axis=0) - contour).T)
+    w = seg / seg.sum()
+    r = np.hypot(p[:, 0], p[:, 1])
+    th = np.arctan2(-p[:, 0], p[:, 1])
+    rm = float(np.sum(w * r))
+    if rm <= 0:
+        return float("nan"), float("nan")
+    return tuple(float(abs(np.sum(w * r * np.exp(-1j * k * th))) / rm) for k in (4, 6))
 
 
 def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
@@ -102,7 +117,10 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
     else:
         a_c = p_c = a_h = p_h = float("nan")
         fmax = fmin = float("nan")
+    h4, h6 = _radial_harmonics(contour, cen) if len(contour) >= 3 else (float("nan"), float("nan"))
     return {
+        "harmonic4": h4,
+        "harmonic6": h6,
         "area_px": float(n),
         "perimeter_px": p_c,
         "circularity": 4 * np.pi * a_c / p_c**2 if p_c > 0 else float("nan"),
@@ -116,6 +134,34 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
         "centroid_row_px": float(cen[0]),
         "centroid_col_px": float(cen[1]),
     }
+
+
+def _intensity_profile(img: np.ndarray, lab: np.ndarray, sl, label: int, ring_px: int = 4) -> dict:
+    """Object contrast relative to the support ring around it, and its rim/core contrast ratio.
+
+    ``contrast`` = (mean inside - support) / support (negative for dark particles);
+    ``rim_to_core_contrast`` = contrast of the outer quarter of the object (by distance to the
+    edge) over that of its inner half: ~1 for flat-projection objects (cubes, plates), ~0.5-0.7
+    for domed ones (spheres, rods: thickness ~ sqrt of the distance to the edge).
+    """
+    r0, r1 = max(sl[0].start - ring_px - 1, 0), min(sl[0].stop + ring_px + 1, lab.shape[0])
+    c0, c1 = max(sl[1].start - ring_px - 1, 0), min(sl[1].stop + ring_px + 1, lab.shape[1])
+    sub = lab[r0:r1, c0:c1]
+    im = img[r0:r1, c0:c1].astype(np.float64)
+    m = sub == label
+    ring = ndi.binary_dilation(m, iterations=ring_px) & ~ndi.binary_dilation(m, iterations=1) & (sub == 0)
+    if ring.sum() < 5:
+        return {"contrast": float("nan"), "rim_to_core_contrast": float("nan")}
+    bg = float(np.median(im[ring]))
+    dist = ndi.distance_transform_edt(m)
+    dmax = float(dist.max())
+    core = m & (dist > 0.5 * dmax)
+    rim = m & (dist <= max(1.0, 0.25 * dmax))
+    scale = abs(bg) if abs(bg) > 1e-12 else 1.0
+    c_all = (im[m].mean() - bg) / scale
+    c_core = (im[core].mean() - bg) / scale if core.any() else c_all
+    c_rim = (im[rim].mean() - bg) / scale if rim.any() else c_all
+    return {"contrast": float(c_all), "rim_to_core_contrast": float(c_rim / c_core) if c_core != 0 else float("nan")}
 
 
 def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = CONTOUR_SIGMA_PX) -> pd.DataFrame:
@@ -133,7 +179,9 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
     pandas.DataFrame with columns :data:`COLUMNS` (``label, area_nm2, equivalent_diameter_nm,
     perimeter_nm, circularity, aspect_ratio, feret_max_nm, feret_min_nm, solidity, convexity,
     eccentricity, orientation_deg, mean_intensity, touches_border, centroid_row_px,
-    centroid_col_px, area_px``); empty (with these columns) when there is no object.
+    centroid_col_px, area_px, harmonic4, harmonic6, contrast, rim_to_core_contrast``;
+    ``harmonic4/6``: 4- and 6-fold amplitudes of the contour radius (squares, hexagons); the last two need ``image``:
+    contrast relative to the surrounding support and the rim/core contrast ratio); empty (with these columns) when there is no object.
     """
     lab = np.asarray(labels)
     if lab.ndim != 2:
@@ -173,7 +221,11 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
             "convexity": d["convexity"],
             "eccentricity": d["eccentricity"],
             "orientation_deg": d["orientation_deg"],
+            "harmonic4": d["harmonic4"],
+            "harmonic6": d["harmonic6"],
             "mean_intensity": float(img[sl][m].mean()) if img is not None else float("nan"),
+            **(_intensity_profile(img, lab, sl, label) if img is not None else
+               {"contrast": float("nan"), "rim_to_core_contrast": float("nan")}),
             "touches_border": bool(border),
             "centroid_row_px": d["centroid_row_px"] + sl[0].start,
             "centroid_col_px": d["centroid_col_px"] + sl[1].start,

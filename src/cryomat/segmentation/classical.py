@@ -12,9 +12,10 @@ Pipeline (:func:`segment_classical`):
 4. Boundary refinement per object: the threshold is placed at ``edge_fraction`` of the
    object's own contrast on a lighter Gaussian (the lightest one whose noise is small against
    that contrast), so faint plates and strong cubes both get their true edge.
-5. Instances: connected components; ``split_touching=True`` splits necks with a
-   distance-transform watershed whose markers are merged unless the neck is narrower than
-   ``neck_ratio`` of the thinner side (fused aggregates, thick necks, stay one object).
+5. Instances: connected components; ``split_touching=True`` over-segments with a watershed of
+   the smoothed contrast and merges regions back unless the contrast dips between them or the
+   distance-map neck is narrow (:func:`split_touching_objects`): touching particles split,
+   fused aggregates with thick necks and no dip stay one object.
 
 References
 ----------
@@ -31,6 +32,8 @@ from scipy import ndimage as ndi
 
 EDGE_FRACTIONS = tuple(np.round(np.arange(0.15, 0.76, 0.05), 2))
 DOME_SHIFT = 0.3
+SPLIT_SIGMA_MIN = 0.7
+BOUNDARY_SMOOTH_PX = 1.5
 SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
@@ -48,19 +51,27 @@ def _gauss_noise_factor(sigma: float) -> float:
     return 1.0 / (2.0 * np.sqrt(np.pi) * sigma)
 
 
+def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    h, w = a.shape
+    ph, pw = (-h) % k, (-w) % k
+    a = np.pad(a, ((0, ph), (0, pw)), mode="edge") if (ph or pw) else a
+    return a.reshape(a.shape[0] // k, k, a.shape[1] // k, k).mean(axis=(1, 3))
+
+
 def _background(x: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
-    """Smooth support level by normalised convolution with the objects masked out."""
+    """Smooth support level by normalised convolution with the objects masked out, computed on
+    block means (``scale``/4 px blocks) and interpolated back."""
     w = np.ones_like(x) if mask is None else (~mask).astype(x.dtype)
-    small = max(1, int(scale // 4))
-    xs, ws = (x * w)[::small, ::small], w[::small, ::small]
-    s = scale / small
+    k = max(1, int(scale // 4))
+    xs, ws = _block_mean(x * w, k), _block_mean(w, k)
+    s = scale / k
     num = ndi.gaussian_filter(xs, s, mode="reflect")
     den = ndi.gaussian_filter(ws, s, mode="reflect")
-    bg = num / np.maximum(den, 1e-3)
     fill = np.median(x[w > 0]) if np.any(w > 0) else np.median(x)
-    bg = np.where(den > 1e-3, bg, fill)
-    zoom = (x.shape[0] / bg.shape[0], x.shape[1] / bg.shape[1])
-    out = ndi.zoom(bg, zoom, order=1, grid_mode=True, mode="nearest")
+    bg = np.where(den > 1e-3, num / np.maximum(den, 1e-3), fill)
+    if k == 1:
+        return bg
+    out = ndi.zoom(bg, k, order=1, grid_mode=True, mode="nearest")
     return out[: x.shape[0], : x.shape[1]]
 
 
@@ -80,22 +91,64 @@ def relative_contrast(image, *, polarity: str = "auto", mask=None, background_px
     return (-y if polarity == "dark" else y), polarity
 
 
-def _split_necks(mask: np.ndarray, neck_ratio: float, min_marker_px: float) -> np.ndarray:
-    """Distance-transform watershed of a binary mask; regions merge back unless the saddle of the
-    distance map between them is below ``neck_ratio`` x the smaller of their two peak distances."""
-    from skimage.segmentation import watershed
-    from skimage.morphology import h_maxima
+def _pair_saddles(lab: np.ndarray, value: np.ndarray):
+    """For every pair of 4-adjacent regions: the highest min(value) across their shared boundary.
 
+    Returns arrays ``(i, j, saddle)`` with i < j."""
+    import pandas as pd
+
+    parts = []
+    for axis in (0, 1):
+        n = lab.shape[axis]
+        a, b = lab.take(np.arange(n - 1), axis=axis), lab.take(np.arange(1, n), axis=axis)
+        va, vb = value.take(np.arange(n - 1), axis=axis), value.take(np.arange(1, n), axis=axis)
+        sel = (a != b) & (a > 0) & (b > 0)
+        parts.append(pd.DataFrame({"i": np.minimum(a[sel], b[sel]), "j": np.maximum(a[sel], b[sel]),
+                                   "v": np.minimum(va[sel], vb[sel])}))
+    df = pd.concat(parts, ignore_index=True)
+    if not len(df):
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    g = df.groupby(["i", "j"], sort=False)["v"].max().reset_index()
+    return g["i"].to_numpy(), g["j"].to_numpy(), g["v"].to_numpy()
+
+
+def split_touching_objects(mask: np.ndarray, contrast: np.ndarray, *, min_peak: float, neck_ratio: float = 0.55,
+                           dip_ratio: float = 0.8, dip_noise: float = 0.0) -> np.ndarray:
+    """Split a foreground mask into touching particles; keep fused aggregates whole.
+
+    Over-segments with a watershed of the smoothed ``contrast`` from its local maxima above
+    ``min_peak``, then merges two adjacent regions back unless the contact is a real gap:
+    the contrast saddle between them is below ``dip_ratio`` x the lower of the two peaks
+    (projected thickness drops between separate particles) and more than ``dip_noise`` below
+    it (so that noise maxima on a flat particle do not split it), or the distance-map saddle is below
+    ``neck_ratio`` x the thinner region's inscribed radius (a narrow neck). Fused spheres
+    (centre distance < ~1.4 radii) fail both tests and stay one object.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    comp, ncomp = ndi.label(mask)
+    if ncomp == 0:
+        return comp.astype(np.int32)
     dist = ndi.distance_transform_edt(mask)
-    h = max(1.0, min_marker_px)
-    peaks = h_maxima(ndi.gaussian_filter(dist, 1.0), h)
-    markers, n = ndi.label(peaks & mask)
-    if n <= 1:
-        return ndi.label(mask)[0]
-    lab = watershed(-dist, markers, mask=mask)
-    peak = ndi.maximum(dist, lab, index=np.arange(n + 1))
-    # saddle between every pair of touching regions: max over boundary pixels of min dist
-    parent = list(range(n + 1))
+    coords = peak_local_max(np.where(mask, contrast, contrast.min()), min_distance=2, threshold_abs=min_peak,
+                            labels=comp, exclude_border=False)
+    markers = np.zeros(mask.shape, np.int32)
+    markers[tuple(coords.T)] = np.arange(1, len(coords) + 1)
+    # components without a maximum above min_peak keep one marker at their deepest point
+    has = np.zeros(ncomp + 1, bool)
+    has[comp[tuple(coords.T)]] = True
+    for k in np.nonzero(~has[1:])[0] + 1:
+        pos = ndi.maximum_position(dist, comp, k)
+        markers[pos] = markers.max() + 1
+    lab = watershed(-contrast, markers, mask=mask)
+    n = int(lab.max())
+    idx = np.arange(n + 1)
+    peak_c = np.asarray(ndi.maximum(contrast, lab, idx))
+    peak_d = np.asarray(ndi.maximum(dist, lab, idx))
+    i, j, sc = _pair_saddles(lab, contrast)
+    _, _, sd = _pair_saddles(lab, dist)
+    parent = np.arange(n + 1)
 
     def find(a):
         while parent[a] != a:
@@ -103,25 +156,17 @@ def _split_necks(mask: np.ndarray, neck_ratio: float, min_marker_px: float) -> n
             a = parent[a]
         return a
 
-    saddles: dict = {}
-    for axis in (0, 1):
-        a = lab.take(np.arange(lab.shape[axis] - 1), axis=axis)
-        b = lab.take(np.arange(1, lab.shape[axis]), axis=axis)
-        da = dist.take(np.arange(dist.shape[axis] - 1), axis=axis)
-        db = dist.take(np.arange(1, dist.shape[axis]), axis=axis)
-        sel = (a != b) & (a > 0) & (b > 0)
-        pa, pb, d = a[sel], b[sel], np.minimum(da[sel], db[sel])
-        for i, j, v in zip(np.minimum(pa, pb), np.maximum(pa, pb), d):
-            if v > saddles.get((i, j), -1):
-                saddles[(i, j)] = v
-    for (i, j), s in sorted(saddles.items(), key=lambda kv: -kv[1]):
-        if s >= neck_ratio * min(peak[i], peak[j]):
-            ri, rj = find(i), find(j)
+    low = np.minimum(peak_c[i], peak_c[j])
+    dip = (sc < dip_ratio * low) & (low - sc > dip_noise)
+    merge = ~dip & (sd >= neck_ratio * np.minimum(peak_d[i], peak_d[j]))
+    order = np.argsort(-sc)
+    for k in order:
+        if merge[k]:
+            ri, rj = find(i[k]), find(j[k])
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
     remap = np.array([find(k) for k in range(n + 1)])
-    out = remap[lab]
-    return ndi.label(out > 0)[0] * 0 + _relabel(out)
+    return _relabel(remap[lab])
 
 
 def _relabel(lab: np.ndarray) -> np.ndarray:
@@ -135,8 +180,9 @@ def _relabel(lab: np.ndarray) -> np.ndarray:
 def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None = None,
                       min_size_nm: float | None = None, split_touching: bool = False,
                       polarity: str = "auto", k_high: float = 6.0, k_low: float = 3.0,
-                      edge_fraction: float = 0.35, neck_ratio: float = 0.55,
-                      detect_noise: float = 0.012, return_details: bool = False):
+                      edge_fraction: float | None = None, neck_ratio: float = 0.55, dip_ratio: float = 0.9,
+                      detect_noise: float = 0.012, n_background_passes: int = 4,
+                      return_details: bool = False):
     """Instance labels (int32, 0 = background) from one image; see the module docstring.
 
     Parameters
@@ -152,6 +198,8 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     k_high, k_low : hysteresis thresholds in units of the smoothed noise std.
     edge_fraction : boundary level as a fraction of each object's median contrast.
     neck_ratio : split when saddle distance < ``neck_ratio`` x the thinner side's radius.
+    dip_ratio : split when the contrast saddle between two maxima is < ``dip_ratio`` x the
+        lower peak (and significantly so against the noise); see :func:`split_touching_objects`.
     detect_noise : target relative noise std after detection smoothing (sets sigma_d).
     """
     x = np.asarray(image, dtype=np.float64)
@@ -182,21 +230,32 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     keep[np.unique(lab0[seeds])] = True
     keep[0] = False
     fg = keep[lab0]
-    # second background pass with the objects masked
-    y, _ = relative_contrast(x, polarity=pol, mask=ndi.binary_dilation(fg, iterations=int(2 * sig_d) + 1))
-    yd = ndi.gaussian_filter(y, sig_d)
-    fg = yd > k_low * nd
-    seeds = yd > k_high * nd
-    lab0, n0 = ndi.label(fg)
-    keep = np.zeros(n0 + 1, bool)
-    keep[np.unique(lab0[seeds])] = True
-    keep[0] = False
-    lab0 = np.where(keep[lab0], lab0, 0)
+    # background passes with the objects masked, until the foreground stops growing (dense
+    # fields bias the first estimate towards the particles)
+    for _ in range(n_background_passes):
+        y, _ = relative_contrast(x, polarity=pol, mask=ndi.binary_dilation(fg, iterations=int(2 * sig_d) + 1))
+        yd = ndi.gaussian_filter(y, sig_d)
+        fg_new = yd > k_low * nd
+        seeds = yd > k_high * nd
+        lab0, n0 = ndi.label(fg_new)
+        keep = np.zeros(n0 + 1, bool)
+        keep[np.unique(lab0[seeds])] = True
+        keep[0] = False
+        lab0 = np.where(keep[lab0], lab0, 0)
+        fg_new = lab0 > 0
+        changed = np.count_nonzero(fg_new ^ fg) / max(1, np.count_nonzero(fg_new))
+        fg = fg_new
+        if changed < 0.01:
+            break
     refined = _refine(y, lab0, s, sig_d, edge_fraction)
     refined = ndi.binary_fill_holes(refined)
     refined = ndi.binary_opening(refined, iterations=1)
     if split_touching:
-        labels = _split_necks(refined, neck_ratio, min_marker_px=1.0)
+        sig_s = max(SPLIT_SIGMA_MIN, 0.5 * sig_d)
+        ns = s * _gauss_noise_factor(sig_s)
+        ysplit = ndi.gaussian_filter(y, sig_s)
+        labels = split_touching_objects(refined, ysplit, min_peak=k_high * ns, neck_ratio=neck_ratio,
+                                        dip_ratio=dip_ratio, dip_noise=k_low * 1.5 * ns)
     else:
         labels = ndi.label(refined)[0].astype(np.int32)
     d_min = (min_size_nm * 10.0 / px) if min_size_nm is not None else 1.5 * sig_d
@@ -267,5 +326,8 @@ def _refine(y: np.ndarray, lab0: np.ndarray, s: float, sig_d: float, edge_fracti
         ml, _ = ndi.label(m)
         ids = np.unique(ml[region & m])
         ids = ids[ids > 0]
-        out[sl] |= np.isin(ml, ids)
+        m = np.isin(ml, ids)
+        if BOUNDARY_SMOOTH_PX > 0:  # mean-curvature-like smoothing of pixel-scale boundary noise
+            m = ndi.gaussian_filter(m.astype(np.float32), BOUNDARY_SMOOTH_PX) > 0.5
+        out[sl] |= m
     return out

@@ -104,11 +104,11 @@ def _draw_params(kind: str, rng: np.random.Generator, d_min_nm: float, d_max_nm:
         n = int(rng.integers(3, 7))
         rad = d / 2 / np.sqrt(n) * 1.15
         members = [(0.0, 0.0, rad * rng.uniform(0.85, 1.15))]
-        while len(members) < n:  # fuse onto a random member: centre distance 1.0-1.4 radii
+        while len(members) < n:  # fuse onto a random member: centre distance 0.9-1.2 radii
             br, bc, brad = members[int(rng.integers(len(members)))]
             ang = rng.uniform(0, 2 * np.pi)
             rr = rad * rng.uniform(0.85, 1.15)
-            dist = (brad + rr) * rng.uniform(0.55, 0.7)
+            dist = (brad + rr) * rng.uniform(0.45, 0.6)
             members.append((br + dist * np.sin(ang), bc + dist * np.cos(ang), rr))
         m = np.array(members)
         m[:, :2] -= m[:, :2].mean(axis=0)

@@ -1,0 +1,220 @@
+"""``cryomat classify particles.csv --out DIR``: morphology classes, their stability and fractions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+NAME = "classify"
+HELP = "group particles by shape (unsupervised, with bootstrap stability) or classify them from a few labels"
+
+
+def _n_classes(text: str):
+    if text == "auto":
+        return "auto"
+    from cryomat.cli.common import positive_int
+
+    return positive_int(text)
+
+
+def add_arguments(p):
+    from cryomat.cli.common import add_out, input_file, positive_int
+
+    p.add_argument("tables", nargs="+", type=input_file, help="particles.csv file(s) written by cryomat segment")
+    add_out(p)
+    p.add_argument("--n-classes", type=_n_classes, default="auto", metavar="K|auto",
+                   help="number of classes for unsupervised grouping (default auto: lowest BIC for K = 2..7)")
+    p.add_argument("--labels", type=input_file, metavar="CSV",
+                   help="labelled objects (columns image, label, class): supervised classification")
+    p.add_argument("--conditions", type=input_file, metavar="CSV",
+                   help="map of images to conditions (columns image, condition); fractions and a test per condition")
+    p.add_argument("--include-size", action="store_true", help="use the size as a feature (default: shape only)")
+    p.add_argument("--include-border", action="store_true", help="keep particles cut by the image border")
+    p.add_argument("--bootstrap", type=positive_int, default=20, help="bootstrap refits for the stability (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _read_tables(paths):
+    import pandas as pd
+
+    from cryomat.errors import InputError
+
+    out = []
+    for p in paths:
+        try:
+            t = pd.read_csv(p)
+        except Exception as exc:
+            raise InputError(f"cannot read as CSV ({exc})", path=p) from exc
+        need = {"image", "label", "equivalent_diameter_nm", "circularity", "aspect_ratio", "feret_max_nm",
+                "feret_min_nm", "solidity", "convexity"}
+        missing = need - set(t.columns)
+        if missing:
+            raise InputError(f"not a particles table (missing {', '.join(sorted(missing))})", path=p)
+        t["_table"] = str(p)
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def run(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from cryomat.cli.common import parameters_of
+    from cryomat.errors import InputError
+    from cryomat.measure.classify import (class_fractions, cluster_shapes, compare_groups, predict_classes,
+                                          shape_features, train_classifier)
+    from cryomat.outputs import OutputDir
+    from cryomat.progress import status
+
+    inputs = list(args.tables) + [p for p in (args.labels, args.conditions) if p]
+    od = OutputDir(args.out, command=NAME, inputs=inputs, parameters=parameters_of(args))
+    table = _read_tables(args.tables)
+    if not args.include_border and "touches_border" in table.columns:
+        table = table[~table["touches_border"].astype(bool)].reset_index(drop=True)
+    table["image"] = table["image"].astype(str)
+    group_col = "image"
+    if args.conditions:
+        cond = pd.read_csv(args.conditions)
+        if not {"image", "condition"} <= set(cond.columns):
+            raise InputError("needs columns image, condition", path=args.conditions)
+        cond["image"] = cond["image"].astype(str)
+        table = table.merge(cond[["image", "condition"]], on="image", how="left")
+        table["condition"] = table["condition"].fillna("unassigned").astype(str)
+        group_col = "condition"
+    elif "condition" in table.columns:
+        group_col = "condition"
+    if len(table) < 3:
+        raise InputError(f"only {len(table)} particle(s) to classify; need at least 3", path=args.tables[0])
+    feats = shape_features(table, include_size=args.include_size)
+    results: dict = {"n_particles": int(len(table)), "features": list(feats.columns), "group_by": group_col}
+    if args.labels:
+        lab = pd.read_csv(args.labels)
+        if not {"image", "label", "class"} <= set(lab.columns):
+            raise InputError("needs columns image, label, class", path=args.labels)
+        lab["image"] = lab["image"].astype(str)
+        merged = table.reset_index().merge(lab[["image", "label", "class"]], on=["image", "label"], how="inner")
+        if len(merged) < 4:
+            raise InputError(f"only {len(merged)} labelled object(s) match the particles table", path=args.labels)
+        clf = train_classifier(feats.loc[merged["index"]], merged["class"], seed=args.seed)
+        pred, prob = predict_classes(clf, feats)
+        table["class"], table["class_probability"] = pred, prob
+        results.update({"mode": "supervised", "n_labelled": int(len(merged)), "classes": list(clf.classes),
+                        "cv_macro_f1": clf.cv_macro_f1})
+        from sklearn.decomposition import PCA
+
+        z = np.nan_to_num((feats - feats.mean()) / feats.std(ddof=0).replace(0, 1))
+        emb = PCA(2, random_state=args.seed).fit_transform(z)
+    else:
+        cl = cluster_shapes(feats, n_classes=args.n_classes, seed=args.seed, n_bootstrap=args.bootstrap)
+        table["class"] = [f"class_{k}" for k in cl.labels]
+        emb = cl.embedding
+        results.update({"mode": "unsupervised", "n_classes": cl.n_classes,
+                        "bic_per_k": {str(k): v for k, v in cl.bic.items()},
+                        "stability_ari_mean": cl.stability_mean, "stability_ari_std": cl.stability_std,
+                        "classes": sorted(set(table["class"]))})
+    fr = class_fractions(table[group_col], table["class"])
+    overall = class_fractions(np.full(len(table), "all"), table["class"])
+    test = compare_groups(table[group_col], table["class"])
+    results["fractions_overall"] = overall.drop(columns=["group"]).to_dict(orient="records")
+    results["groups_differ_test"] = {"method": "chi-square test of independence (class x group)", **test}
+    out_cols = [c for c in ["image", "label", group_col if group_col != "image" else None, "class",
+                            "class_probability", "equivalent_diameter_nm"] if c and c in table.columns]
+    od.write_csv("classes.csv", table[out_cols])
+    od.write_csv("fractions.csv", fr)
+    od.save_figure("embedding.png", _embedding_figure(emb, table["class"].to_numpy()))
+    galleries = _galleries(od, table, args.tables)
+    results["galleries"] = galleries
+    _report(od, results, fr, galleries)
+    od.write_results(results)
+    status(f"classify: {len(table)} particles into {len(results['classes'])} classes -> {od.path}")
+    return 0
+
+
+def _embedding_figure(emb, classes):
+    import numpy as np
+
+    from cryomat.report.figures import new_figure
+
+    fig, ax = new_figure(1, 1, size=5)
+    a = ax[0, 0]
+    for c in sorted(set(classes)):
+        m = classes == c
+        a.scatter(emb[m, 0], emb[m, 1] if emb.shape[1] > 1 else np.zeros(m.sum()), s=10, label=f"{c} ({m.sum()})")
+    a.set_xlabel("principal component 1 (standardised shape features)")
+    a.set_ylabel("principal component 2")
+    a.legend(fontsize=7)
+    return fig
+
+
+def _galleries(od, table, tables) -> list:
+    """Example crops per class, from the images named in the segment run's results.json."""
+    import numpy as np
+
+    from cryomat import io
+    from cryomat.report.figures import new_figure
+
+    sources = {}
+    for t in tables:
+        rj = Path(t).parent / "results.json"
+        if rj.is_file():
+            try:
+                for row in json.loads(rj.read_text())["results"].get("per_image", []):
+                    sources[str(row["image"])] = (row.get("source"), row.get("frame"))
+            except (ValueError, KeyError, TypeError):
+                continue
+    if not sources or "centroid_row_px" not in table.columns:
+        return []
+    cache: dict = {}
+    written = []
+    rng = np.random.default_rng(0)
+    for c in sorted(set(table["class"])):
+        rows = table[table["class"] == c]
+        rows = rows.iloc[rng.permutation(len(rows))[:12]]
+        crops = []
+        for r in rows.itertuples():
+            src = sources.get(str(r.image))
+            if not src or not src[0] or not Path(src[0]).is_file():
+                continue
+            if src not in cache:
+                try:
+                    d = np.asarray(io.read(src[0], lazy=False).data)
+                except Exception:
+                    cache[src] = None
+                    continue
+                cache[src] = d[src[1]] if (src[1] is not None and d.ndim == 3) else d
+            img = cache[src]
+            if img is None:
+                continue
+            px = float(getattr(r, "pixel_size_A", 1.0) or 1.0)
+            half = int(max(8, 1.3 * r.feret_max_nm * 10 / px / 2))
+            rr, cc = int(round(r.centroid_row_px)), int(round(r.centroid_col_px))
+            crop = img[max(rr - half, 0):rr + half, max(cc - half, 0):cc + half]
+            if crop.size:
+                crops.append(crop)
+        if not crops:
+            continue
+        fig, ax = new_figure(len(crops), 1, size=1.3)
+        for a, cr in zip(ax[0], crops):
+            a.imshow(cr, cmap="gray")
+            a.set_axis_off()
+        fig.suptitle(f"{c}: {len(rows)} examples", fontsize=8)
+        name = f"galleries/{c}.png"
+        od.save_figure(name, fig)
+        written.append(name)
+    return written
+
+
+def _report(od, results, fr, galleries) -> None:
+    from cryomat.report import Report
+
+    rep = Report("Particle morphology classes", subtitle=f"{results['n_particles']} particles, {results['mode']}")
+    rep.add_metrics({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
+    rep.add_figure("embedding.png", "Particles in the first two principal components of their shape features")
+    rep.add_table(fr, title="Class fractions per group (95 % Wilson intervals)")
+    t = results["groups_differ_test"]
+    rep.add_text(f"Do the groups differ? chi-square = {t['chi2']:.3g}, dof = {t['dof']}, p = {t['p_value']:.3g}, "
+                 f"Cramer's V = {t['cramers_v']:.3g}" if t["dof"] else "Only one group: no test.")
+    for g in galleries:
+        rep.add_figure(g, g.split("/")[-1][:-4])
+    rep.add_link("classes.csv", "classes.csv (class of every particle)")
+    rep.write(od.file("report.html"))
