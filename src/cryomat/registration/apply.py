@@ -115,6 +115,10 @@ def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None 
         ne = critical_exposure(np.sqrt(kr**2 + kc**2), voltage_kV=voltage_kV).astype(np.float32)
         norm = weight_norm(len(idx), ne, dose_per_frame=dose_per_frame, pre_exposure=pre_exposure)
         dw = np.zeros(half, np.complex64)
+        # q_f = exp(-(p + (f + 1/2) d) / (2 Ne)) = q_0 r^f: one multiplication per frame instead of an exp
+        wcur = frame_weight(0, len(idx), ne, dose_per_frame=dose_per_frame, pre_exposure=pre_exposure, norm=norm)
+        with np.errstate(divide="ignore"):
+            rstep = np.exp(-dose_per_frame / (2.0 * ne.astype(np.float64))).astype(np.float32)
     grid = np.stack(np.mgrid[0:shape[0], 0:shape[1]], -1).astype(np.float32) if local is not None else None
     for j, f in enumerate(progress(idx, total=len(idx), desc="sum")):
         a = corrector(frames[f]) if corrector is not None else np.asarray(frames[f], dtype=np.float32)
@@ -126,8 +130,9 @@ def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None 
             spec = sfft.rfft2(_warp(sfft.irfft2(spec, s=shape, workers=_W), local, f, grid), workers=_W)
         acc[j % 2] += spec
         if dw is not None:
-            dw += spec * frame_weight(j, len(idx), ne, dose_per_frame=dose_per_frame, pre_exposure=pre_exposure,
-                                      norm=norm)
+            spec *= wcur
+            dw += spec
+            wcur *= rstep
     even = sfft.irfft2(acc[0], s=shape, workers=_W).astype(np.float32)
     odd = sfft.irfft2(acc[1], s=shape, workers=_W).astype(np.float32)
     total = even + odd
