@@ -53,10 +53,13 @@ def ridge_radii(mask, *, subvoxel: bool = True):
     inside a neighbour's ball, refined to the sub-voxel ridge position when ``subvoxel``."""
     m = np.asarray(mask, bool)
     d = _edt(m)
-    keep = m.copy()
-    for o in _OFFS:
-        L = float(np.linalg.norm(o))
-        keep &= ~(_shifted(d, o, 0.0) >= d + L - 1e-4)
+    if _NB:
+        keep = _ridge_nb(d, m, _OFFS.astype(np.int64), np.linalg.norm(_OFFS, axis=1))
+    else:  # pragma: no cover
+        keep = m.copy()
+        for o in _OFFS:
+            L = float(np.linalg.norm(o))
+            keep &= ~(_shifted(d, o, 0.0) >= d + L - 1e-4)
     idx = np.argwhere(keep)
     if not (subvoxel and idx.size):
         return idx.astype(np.float64), (d[keep] - 0.5).astype(np.float64)
@@ -89,6 +92,28 @@ def ridge_radii(mask, *, subvoxel: bool = True):
 
 
 if _NB:
+
+    @numba.njit(parallel=True, cache=True)
+    def _ridge_nb(d, m, offs, lens):  # pragma: no cover - compiled
+        """Voxels whose ball (radius d) is not inside a neighbour's ball: d[n] < d[c] + |o| for all n."""
+        nz, ny, nx = d.shape
+        keep = np.zeros(d.shape, np.bool_)
+        for z in numba.prange(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    if not m[z, y, x]:
+                        continue
+                    dc = d[z, y, x]
+                    ok = True
+                    for k in range(offs.shape[0]):
+                        zz, yy, xx = z + offs[k, 0], y + offs[k, 1], x + offs[k, 2]
+                        if zz < 0 or zz >= nz or yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                            continue
+                        if d[zz, yy, xx] >= dc + lens[k] - 1e-4:
+                            ok = False
+                            break
+                    keep[z, y, x] = ok
+        return keep
 
     @numba.njit(cache=True)
     def _paint(cen, rad, mask, out):  # pragma: no cover - compiled
