@@ -22,9 +22,9 @@ def test_kill_then_resume(tmp_path):
     rng = np.random.default_rng(1)
     data = tmp_path / "data"
     data.mkdir()
-    n = 40
+    n = 30
     for i in range(n):
-        write_mrc(data / f"m{i:02d}.mrc", rng.poisson(1.0, (6, 512, 512)).astype(np.float32), pixel_size=1.0)
+        write_mrc(data / f"m{i:02d}.mrc", rng.poisson(1.0, (4, 384, 384)).astype(np.float32), pixel_size=1.0)
     pipe = tmp_path / "p.toml"
     pipe.write_text('[[inputs]]\nglob = "data/*.mrc"\n\n[[steps]]\ncommand = "qc"\n')
     job = tmp_path / "job"
