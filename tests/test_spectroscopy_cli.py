@@ -82,7 +82,7 @@ def test_cli_eels_with_lowloss(real, tmp_path):
 def test_cli_denoise_and_pca(real, tmp_path):
     path = real("rosettasciio/test_TEM.bcf")
     out = tmp_path / "dn"
-    rc = main(["spectrum", str(path), "--out", str(out), "--denoise", "--decompose", "pca", "--quiet"])
+    rc = main(["spectrum", str(path), "--out", str(out), "--denoise", "--decompose", "pca", "--bin", "2", "--quiet"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())["results"]
     # sparse 8-bit counts: the noise edge keeps a handful of components, far fewer than channels

@@ -86,12 +86,14 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
 
     spatial = spec.data.ndim == 3
     denoise_info = None
+    denoise_dec = None
     if denoise:
         if not spatial:
             raise ValueError("--denoise needs a spectrum image, not a single spectrum")
         import dataclasses
 
         den, d = _dec.pca_denoise(spec.data)
+        denoise_dec = d
         denoise_info = {"method": "Poisson-weighted PCA reconstruction", "n_components": d.n_components,
                         "criterion": d.criterion}
         status(f"spectrum: PCA denoising kept {d.n_components} components")
@@ -175,7 +177,9 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
         if profile is not None or surface_mask is not None:
             results["profile"] = _write_profile(od, rep, res, spec, profile, width, surface_mask, px_nm, new_figure)
         if decompose:
-            results["decomposition"] = _write_decomposition(od, rep, spec, decompose, components, new_figure)
+            reuse = denoise_dec if (decompose == "pca" and not components) else None
+            results["decomposition"] = _write_decomposition(od, rep, spec, decompose, components, new_figure,
+                                                            precomputed=reuse)
     for key in ("t_over_lambda", "zero_loss_shift_eV"):
         if key in res.extra:
             v = np.asarray(res.extra[key], float)
@@ -274,9 +278,11 @@ def _write_profile(od, rep, res, spec, profile, width, surface_mask, px_nm, new_
     return kind
 
 
-def _write_decomposition(od, rep, spec, method, components, new_figure):
+def _write_decomposition(od, rep, spec, method, components, new_figure, precomputed=None):
     data = np.asarray(spec.data, np.float32)
-    if method == "pca":
+    if precomputed is not None:
+        dec = precomputed
+    elif method == "pca":
         dec = _dec.poisson_pca(data, n_components=components)
     else:
         k = components or _dec.poisson_pca(data).n_components
