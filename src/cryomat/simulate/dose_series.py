@@ -63,10 +63,13 @@ def dose_series_frames(*, seed: int = 0, shape=(512, 512), n_frames: int = 40, p
                        dc_exponent: float = 0.0, offset: float = 0.0, a_A: float = 5.0, b_A: float = 6.0,
                        gamma_deg: float = 80.0, rotation_deg: float | None = None, max_freq_per_A: float = 0.6,
                        atom_sigma_A: float = 0.35, contrast: float = 0.3, amorphous_contrast: float = 0.15,
-                       amorphisation: float = 0.5, mass_loss: float = 0.1, drift_px_per_frame: float = 0.5):
+                       amorphisation: float = 0.5, mass_loss: float = 0.1, drift_px_per_frame: float = 0.5,
+                       amorphous_fresh: float = 0.0):
     """Generator of simulated frames (float32 counts) plus the truth dict (first yield).
 
-    Yields ``truth`` first, then each frame in turn. See :func:`write_dose_series` for the parameters.
+    Yields ``truth`` first, then each frame in turn. See :func:`write_dose_series` for the parameters;
+    ``amorphous_fresh`` (0..1) is the fraction of the amorphous structure that rearranges randomly
+    from frame to frame (0: a static film).
     """
     rng = np.random.default_rng(seed)
     m, n = (int(shape), int(shape)) if np.isscalar(shape) else tuple(int(s) for s in shape)
@@ -138,7 +141,11 @@ def dose_series_frames(*, seed: int = 0, shape=(512, 512), n_frames: int = 40, p
             crystal -= (amp * np.sin(ar)).astype(np.float32)[:, None] * np.sin(ac).astype(np.float32)[None, :]
         lost = 1.0 - np.exp(-d / dc_sum)
         ramp = np.exp(-2j * np.pi * (kr * shifts[i][0] + kc * shifts[i][1]))
-        amorph = np.fft.irfft2((am_ice + amorphisation * lost * am_cryst) * ramp, s=(m, n))
+        am = am_ice + amorphisation * lost * am_cryst
+        if amorphous_fresh > 0:   # part of the amorphous structure rearranges from frame to frame
+            phase = np.exp(2j * np.pi * rng.random(am.shape))
+            am = np.sqrt(1 - amorphous_fresh) * am + np.sqrt(amorphous_fresh) * np.abs(am) * phase
+        amorph = np.fft.irfft2(am * ramp, s=(m, n))
         thick = 1.0 - mass_loss * (1.0 - np.exp(-d / (2.0 * critical_dose)))
         image = 1.0 + contrast * crystal + thick * amorphous_contrast * amorph
         yield shot_noise(image, dose_e_per_A2=dose_per_frame, pixel_size=px, rng=rng)
