@@ -94,3 +94,38 @@ def test_cli_lattice_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unobtainium" in err and "Traceback" not in err
     assert main(["lattice", str(tmp_path / "missing.mrc"), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_phase_map_two_domains(tmp_path):
+    # LiF [100] and Li2CO3 [010] discs (r = 22 A) in an amorphous matrix: the global ID finds both
+    # and the sliding-window map puts each on its own disc; windows (12.8 A) straddling a boundary
+    # blur the edges, so >= 60 % of each disc and >= 90 % of the matrix are the required agreement
+    from cryomat.lattice.phasemap import label_image, phase_map
+
+    px, n = 0.2, 384
+    doms = [{"phase": "LiF", "zone_axis": (1, 0, 0), "rotation_deg": 20.0, "radius_A": 22.0, "center_A": (24.0, 24.0)},
+            {"phase": "Li2CO3", "zone_axis": (0, 1, 0), "rotation_deg": 70.0, "radius_A": 22.0, "center_A": (52.0, 52.0)}]
+    img, _ = lattice_image((n, n), pixel_size=px, domains=doms, dose_e_per_A2=100.0, rng=np.random.default_rng(0))
+    pm = phase_map(img, pixel_size=px, phases=["Li", "Li2O", "LiF", "Li2CO3", "ice-Ih", "ice-Ic"])
+    names = {c["label"]: c["name"] for c in pm.classes}
+    assert sorted(names.values()) == ["Li2CO3", "LiF"]
+    lab = label_image(pm, img.shape)
+    rr, cc = np.mgrid[0:n, 0:n] * px
+    for d in doms:
+        inside = np.hypot(rr - d["center_A"][0], cc - d["center_A"][1]) < d["radius_A"]
+        want = [k for k, v in names.items() if v == d["phase"]][0]
+        assert (lab[inside] == want).mean() > 0.6
+    outside = np.ones(img.shape, bool)
+    for d in doms:
+        outside &= np.hypot(rr - d["center_A"][0], cc - d["center_A"][1]) > d["radius_A"] + 8
+    assert (lab[outside] == 0).mean() > 0.9
+    # the CLI writes the map and the domain table
+    from cryomat.io import write_mrc
+
+    write_mrc(tmp_path / "sei.mrc", img, pixel_size=px)
+    assert main(["lattice", str(tmp_path / "sei.mrc"), "--out", str(tmp_path / "o"), "--map"]) == 0
+    dom = pd.read_csv(tmp_path / "o" / "domains.csv")
+    assert {"LiF", "Li2CO3"} <= set(dom.phase) and (dom.area_nm2 > 0).all()
+    res = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
+    assert [p["name"] for p in res["phases"]] == ["LiF", "Li2CO3"] or \
+        sorted(p["name"] for p in res["phases"]) == ["Li2CO3", "LiF"]

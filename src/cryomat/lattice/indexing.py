@@ -308,7 +308,15 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
         for m in res:
             if m.phase not in per_phase:
                 per_phase[m.phase] = m
-        rivals = [m for name, m in per_phase.items() if name != best.phase and m.score >= ambiguity_ratio * best.score]
+        # a rival makes the answer ambiguous only if it explains (mostly) the same spots; a phase that
+        # explains other spots is a second domain, found in the next round
+        wb = sum(wP[i] for i in best.matched)
+
+        def _overlap(m):
+            return sum(wP[i] for i in m.matched if i in best.matched) / max(wb, 1e-12)
+
+        rivals = [m for name, m in per_phase.items() if name != best.phase and m.score >= ambiguity_ratio * best.score
+                  and _overlap(m) >= 0.5]
         entry = best.to_dict()
         if best.score < min_score or best.n_noncollinear < 2 and not single:
             if _dom > 0:

@@ -137,7 +137,7 @@ def _parabola(a: float, b: float, c: float) -> float:
 
 def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_max: float = 20.0,
                    snr_min: float = 12.0, max_peaks: int = 60, refine: bool = True,
-                   refine_taper: str = "tukey") -> pd.DataFrame:
+                   refine_taper: str = "tukey", tile_px: int | None = None) -> pd.DataFrame:
     """Bragg spots in the FFT of a 2D lattice image.
 
     Parameters
@@ -151,6 +151,9 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
         so 12 allows about one false spot in a few images; the indexer tolerates stray spots.
     max_peaks : keep at most this many, strongest first.
     refine : subpixel refinement by DTFT maximisation.
+    tile_px : for very large images: average the spectra of half-overlapping ``tile_px`` tiles
+        (Welch) and locate spots by a parabolic fit on that average instead of the full-image
+        DTFT (faster, ~0.05 Fourier pixel of the tile precision).
     refine_taper : window for the refinement: ``"tukey"`` (most precise for well-separated spots)
         or ``"hann"`` (weak spots next to strong ones, e.g. satellites: lower leakage).
 
@@ -160,9 +163,21 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
     (``row_px, col_px`` are the spot's position in the centred spectrum), strongest first.
     """
     px = _check_pixel_size(pixel_size)
-    u = prepare(image)
-    nr, nc = u.shape
-    power = np.fft.fftshift(np.abs(np.fft.fft2(u)) ** 2)
+    a = np.asarray(image)
+    if tile_px is not None and min(a.shape) > tile_px:
+        t = int(tile_px)
+        power = np.zeros((t, t))
+        n = 0
+        for r0 in range(0, a.shape[0] - t + 1, t // 2):
+            for c0 in range(0, a.shape[1] - t + 1, t // 2):
+                power += np.abs(np.fft.fft2(prepare(a[r0:r0 + t, c0:c0 + t]))) ** 2
+                n += 1
+        power = np.fft.fftshift(power / n)
+        refine, u = "parabola", None
+    else:
+        u = prepare(image)
+        power = np.fft.fftshift(np.abs(np.fft.fft2(u)) ** 2)
+    nr, nc = power.shape
     snr = background_snr(power)
     kr = (np.arange(nr) - nr // 2)[:, None] / (nr * px)
     kc = (np.arange(nc) - nc // 2)[None, :] / (nc * px)
@@ -181,13 +196,18 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
         return pd.DataFrame(columns=PEAK_COLUMNS)
     s = snr[cand[:, 0], cand[:, 1]]
     order = np.argsort(-s)[:max_peaks]
-    ur = prepare(image, taper=refine_taper) if refine and refine_taper != "hann" else u
+    ur = prepare(image, taper=refine_taper) if refine is True and refine_taper != "hann" else u
+    lp = np.log(power + 1e-300)
     cand, s = cand[order], s[order]
     rows = []
     for (i, j), sv in zip(cand, s):
         fr = (i - nr // 2) / nr
         fc = (j - nc // 2) / nc
-        if refine:
+        if refine == "parabola":
+            fr += _parabola(lp[(i - 1) % nr, j], lp[i, j], lp[(i + 1) % nr, j]) / nr
+            fc += _parabola(lp[i, (j - 1) % nc], lp[i, j], lp[i, (j + 1) % nc]) / nc
+            pk = power[i, j]
+        elif refine:
             fr, fc, pk = refine_peak(ur, fr, fc)
         else:
             pk = power[i, j]

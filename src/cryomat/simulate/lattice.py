@@ -89,8 +89,12 @@ def lattice_image(shape: tuple[int, int], *, pixel_size: float, phase: str | Pha
                   domain_center_A: tuple[float, float] | None = None, amorphous_thickness_A: float = 100.0,
                   amorphous_ring_A: float = 3.7, voltage_kV: float = 300.0, defocus_A: float = 80.0,
                   cs_mm: float = 0.01, b_factor_A2: float = 10.0, dose_e_per_A2: float | None = 100.0,
-                  temperature_K: float | None = None, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  temperature_K: float | None = None, rng: np.random.Generator | None = None,
+                  domains: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A weak-phase HRTEM image of a crystal domain in an amorphous matrix plus overlayer.
+
+    ``domains`` (optional) replaces the single crystal by several: a list of dicts with ``phase``,
+    ``zone_axis``, ``rotation_deg``, ``radius_A`` (None: the whole field) and ``center_A`` (row, col).
 
     Returns
     -------
@@ -106,19 +110,28 @@ def lattice_image(shape: tuple[int, int], *, pixel_size: float, phase: str | Pha
     deloc_A = lam * abs(defocus_A) * kmax + cs_mm * 1e7 * lam**3 * kmax**3
     pad = int(min(max(16, np.ceil(deloc_A / pixel_size)), 256))
     big = (shape[0] + 2 * pad, shape[1] + 2 * pad)
-    vc = crystal_potential(big, pixel_size=pixel_size, phase=phase, zone_axis=zone_axis, rotation_deg=rotation_deg,
-                           thickness_A=thickness_A, temperature_K=temperature_K,
-                           origin_A=tuple(rng.uniform(0, 5.0, 2)))
     rr, ccol = np.mgrid[0:big[0], 0:big[1]] * pixel_size
-    if domain_radius_A is None:
-        mask = np.ones(big)
-    else:
-        cr, cc = domain_center_A if domain_center_A is not None else (shape[0] * pixel_size / 2, shape[1] * pixel_size / 2)
-        dist = np.hypot(rr - cr - pad * pixel_size, ccol - cc - pad * pixel_size)
-        mask = 0.5 * (1 - np.tanh((dist - domain_radius_A) / 3.0))
-    # the matrix: amorphous material of the crystal's thickness around the domain
+    if domains is None:
+        domains = [{"phase": phase, "zone_axis": zone_axis, "rotation_deg": rotation_deg, "radius_A": domain_radius_A,
+                    "center_A": domain_center_A}]
+    vp = np.zeros(big)
+    mask = np.zeros(big)
+    for dom in domains:
+        vc = crystal_potential(big, pixel_size=pixel_size, phase=dom["phase"], zone_axis=dom.get("zone_axis", (0, 0, 1)),
+                               rotation_deg=dom.get("rotation_deg", 0.0), thickness_A=thickness_A,
+                               temperature_K=temperature_K, origin_A=tuple(rng.uniform(0, 5.0, 2)))
+        if dom.get("radius_A") is None:
+            m = np.ones(big)
+        else:
+            cr, cc = dom.get("center_A") or (shape[0] * pixel_size / 2, shape[1] * pixel_size / 2)
+            dist = np.hypot(rr - cr - pad * pixel_size, ccol - cc - pad * pixel_size)
+            m = 0.5 * (1 - np.tanh((dist - dom["radius_A"]) / 3.0))
+        m = np.minimum(m, 1.0 - mask)  # domains do not overlap
+        vp += m * vc
+        mask += m
+    # the matrix: amorphous material of the crystal's thickness around the domains
     va_matrix = _amorphous(big, pixel_size, rng, amorphous_ring_A, thickness_A)
-    vp = mask * vc + (1 - mask) * va_matrix
+    vp = vp + (1 - mask) * va_matrix
     if amorphous_thickness_A > 0:
         vp = vp + _amorphous(big, pixel_size, rng, amorphous_ring_A, amorphous_thickness_A)
     img = physics.weak_phase_image(vp, pixel_size=pixel_size, voltage_kV=voltage_kV, defocus_A=defocus_A,
