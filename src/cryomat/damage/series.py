@@ -306,8 +306,8 @@ def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | N
     for key in ("critical_dose_e_per_A2", "ci_low_e_per_A2", "ci_high_e_per_A2", "offset_rel", "reliable"):
         refl[key] = [getattr(f, key) if f is not None else np.nan for f in refl_fits] if len(refl) else []
     refl["i0"] = [f.i0 if f is not None else np.nan for f in refl_fits] if len(refl) else []
-    refl["intensity_snr_first"] = (inten[0] / (np.maximum(bgpix[0], 1e-300) * np.sqrt(integ._disk[0].sum()))
-                                   if integ.n else [])
+    ndisk = np.array([dk.sum() for dk in integ._disk]) if integ.n else np.zeros(0)
+    refl["intensity_snr_first"] = inten[0] / (np.maximum(bgpix[0], 1e-300) * np.sqrt(ndisk)) if integ.n else []
     shells = _shell_table(table, shell_fits)
     summary = _summary(fit, shells, curve, mgy, band_A, table, radius, k_early, align, drift)
     summary["frc_frames_per_group"] = frc_group
@@ -415,6 +415,8 @@ def _summary(fit, shells, curve, mgy, band_A, table, radius, k_early, align, dri
     out = {
         "critical_dose_e_per_A2": fit.critical_dose_e_per_A2 if fit else None,
         "critical_dose_ci95_e_per_A2": [fit.ci_low_e_per_A2, fit.ci_high_e_per_A2] if fit else None,
+        "critical_dose_ci_low_e_per_A2": fit.ci_low_e_per_A2 if fit else None,
+        "critical_dose_ci_high_e_per_A2": fit.ci_high_e_per_A2 if fit else None,
         "critical_dose_MGy": fit.critical_dose_e_per_A2 * mgy if fit else None,
         "critical_dose_model": fit.model if fit else None,
         "critical_dose_beyond_dose_range": bool(fit.bounded) if fit else None,
