@@ -97,3 +97,50 @@ def test_edge_streaks_and_ice_ring_give_no_spots():
     img = img * (1 + np.linspace(0, 1, 256)[None, :])
     pk = find_fft_peaks(img, pixel_size=0.2)
     assert len(pk) <= 1
+
+
+_NACL_CIF = """data_NaCl
+_cell_length_a 5.6402
+_cell_length_b 5.6402
+_cell_length_c 5.6402
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'F m -3 m'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+_atom_site_U_iso_or_equiv
+Na1 Na 0 0 0 1 0.01
+Cl1 Cl 0.5 0.5 0.5 1 0.01
+"""
+
+
+def test_phase_from_cif_and_cli(tmp_path):
+    from cryomat.cli.main import main
+    from cryomat.lattice import phase_from_cif
+
+    cif = tmp_path / "NaCl.cif"
+    cif.write_text(_NACL_CIF)
+    p = phase_from_cif(cif)
+    # rock salt: 8 sites per cell, (100) extinct (F-centring), (200) = a / 2
+    assert len(p.cell_sites[0]) == 8
+    assert abs(p.structure_factor([[1, 0, 0]])[0]) < 1e-9
+    assert p.d_spacing([2, 0, 0]) == pytest.approx(2.8201, abs=1e-4)
+    # a simulated NaCl [001] image is identified from the CIF phase alone
+    img, _ = lattice_image((256, 256), pixel_size=0.2, phase=p, zone_axis=(0, 0, 1), rotation_deg=10.0,
+                           dose_e_per_A2=200.0, rng=np.random.default_rng(2))
+    from cryomat.io import write_mrc
+
+    write_mrc(tmp_path / "nacl.mrc", img, pixel_size=0.2)
+    assert main(["lattice", str(tmp_path / "nacl.mrc"), "--out", str(tmp_path / "o"), "--phases", "Li",
+                 "--cif", str(cif)]) == 0
+    res = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
+    assert res["phases"][0]["name"] == "NaCl"
+    bad = tmp_path / "bad.cif"
+    bad.write_text("data_x\n_cell_length_a 3\n")
+    assert main(["lattice", str(tmp_path / "nacl.mrc"), "--out", str(tmp_path / "o2"), "--cif", str(bad)]) == 2
