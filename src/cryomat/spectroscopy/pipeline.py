@@ -124,12 +124,14 @@ def eds_maps(spec, *, elements=None, lines=None, kfactors=None, background: str 
                      assumptions=EDS_ASSUMPTIONS + f" Detector FWHM at Mn Ka {res:g} eV." + auto_note)
 
 
-def default_edge_windows(edges, energy_eV, *, delta_eV: float = 50.0, fit_eV: float = 30.0, gap_eV: float = 5.0):
+def default_edge_windows(edges, energy_eV, *, delta_eV: float = 50.0, fit_eV: float = 30.0, gap_eV: float = 5.0,
+                         onsets_eV: dict | None = None):
     """(background window, integration window) per edge: ``fit_eV`` before the onset minus
-    ``gap_eV``, and ``delta_eV`` above it (shortened to stop before the next edge)."""
+    ``gap_eV``, and ``delta_eV`` above it (shortened to stop before the next edge). Onsets: the
+    tabulated ones unless ``onsets_eV`` gives measured ones."""
     from cryomat.spectroscopy.tables import edge_onset_eV
 
-    onsets = {ed: edge_onset_eV(ed) for ed in edges}
+    onsets = {ed: (onsets_eV or {}).get(ed, edge_onset_eV(ed)) for ed in edges}
     out = {}
     lo, hi = float(energy_eV[0]), float(energy_eV[-1])
     srt = sorted(onsets.values())
@@ -147,7 +149,7 @@ def default_edge_windows(edges, energy_eV, *, delta_eV: float = 50.0, fit_eV: fl
 
 def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: float = 30.0,
               voltage_kV=None, alpha_mrad=None, beta_mrad=None, lowloss=None, deconvolve: bool = True,
-              align: bool = True, global_exponent: bool = True) -> MapResult:
+              align: bool = True, global_exponent: bool = True, align_windows: bool = True) -> MapResult:
     """EELS edge maps and composition maps of a core-loss spectrum (image).
 
     Parameters
@@ -158,6 +160,8 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
     voltage_kV, alpha_mrad, beta_mrad : override the file's (defaults 200 kV, 0 mrad, 50 mrad with a note).
     lowloss : low-loss :class:`Spectrum` of the same pixels (or one spectrum); default ``spec.lowloss``.
         When given: zero-loss alignment, t/lambda maps, and Fourier-ratio deconvolution of the core loss.
+    align_windows : place the default windows at the measured edge onsets when they differ from the
+        table by 1-12 eV (an energy-axis offset); the cross-sections keep the tabulated onsets.
     global_exponent : fit the power-law exponent r once on the summed spectrum and only the amplitude
         per pixel (robust and linear at low counts, so profile sums of the maps equal the maps of the
         summed spectra); ``False`` fits both per pixel (exSpy's ``remove_background``).
@@ -198,9 +202,17 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
     from cryomat.spectroscopy.tables import edge_onset_eV
 
     tot_cl = data.reshape(-1, data.shape[-1]).sum(0)
-    extra["edge_onset_offset_eV"] = {ed: edge_onset_measured(tot_cl, e, edge_onset_eV(ed)) - edge_onset_eV(ed)
-                                     for ed in edges}
-    windows = windows or default_edge_windows(edges, e, delta_eV=delta_eV, fit_eV=fit_eV)
+    offsets = {ed: edge_onset_measured(tot_cl, e, edge_onset_eV(ed)) - edge_onset_eV(ed) for ed in edges}
+    extra["edge_onset_offset_eV"] = offsets
+    measured = None
+    if align_windows:
+        # energy axes are often off by a few eV: put the windows at the measured onsets (steepest rise
+        # within -12/+8 eV of the table); the cross-sections stay at the tabulated onsets
+        measured = {ed: edge_onset_eV(ed) + off for ed, off in offsets.items() if abs(off) >= 1.0}
+        if measured:
+            notes.append("windows moved to the measured onsets (" + ", ".join(
+                f"{ed} {off:+.1f} eV" for ed, off in offsets.items() if abs(off) >= 1.0) + ")")
+    windows = windows or default_edge_windows(edges, e, delta_eV=delta_eV, fit_eV=fit_eV, onsets_eV=measured)
     ints, vars_, xs = {}, {}, {}
     for ed in edges:
         bgw, iw = windows[ed]
@@ -211,7 +223,7 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
         i, var, _ = _eels.edge_intensity(data, e, background_window_eV=bgw, integration_window_eV=iw, r=r)
         ints[ed], vars_[ed] = i, var
         xs[ed] = _eels.edge_cross_section(ed, window_eV=iw[1] - iw[0], voltage_kV=v, beta_mrad=b, alpha_mrad=a,
-                                          onset_eV=iw[0])
+                                          onset_eV=edge_onset_eV(ed) if measured and ed in measured else iw[0])
     comp, sig = _eels.quantify_edges(ints, xs, variances=vars_)
     tot = {ed: float(np.sum(ints[ed])) for ed in edges}
     totv = {ed: float(np.sum(vars_[ed])) for ed in edges}
