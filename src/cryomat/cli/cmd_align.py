@@ -54,7 +54,6 @@ class _Stack:
                 shape = fs
             elif fs != shape:
                 raise ValueError(f"{nm}: frames of different shapes: {fs[0]}x{fs[1]} here, {shape[0]}x{shape[1]} before")
-
         for ai, a in enumerate(arrays):
             k = 1 if a.ndim == 2 else a.shape[0]
             self.index += [(ai, j) for j in range(k)]
