@@ -93,8 +93,7 @@ def load_model(path: str | None = None):
     """The shipped network in eval mode (cached)."""
     torch = _torch()
     if path is None:
-        ref = resources.files("cryomat.data.models") if False else resources.files("cryomat") / "data" / "models" / WEIGHTS
-        path = str(ref)
+        path = str(resources.files("cryomat") / "data" / "models" / WEIGHTS)
     state = torch.load(path, map_location="cpu", weights_only=True)
     cfg = state.pop("_config", {"base": 16, "depth": 3})
     if isinstance(cfg, torch.Tensor):
@@ -174,7 +173,6 @@ def segment_unet(image, *, pixel_size: float, dose_e_per_A2: float | None = None
     if xs.shape != x.shape:
         prob = np.stack([ndi.zoom(p, (x.shape[0] / p.shape[0], x.shape[1] / p.shape[1]), order=1) for p in prob])
         prob = prob[:, : x.shape[0], : x.shape[1]]
-    d_min = (min_size_nm * 10.0 / px) if min_size_nm is not None else 4.0 / max(scale, 1e-6) ** 0 * 1.0
-    lab = labels_from_probabilities(prob, split_touching=split_touching,
-                                    min_area_px=int(max(4, np.pi * (d_min / 2) ** 2)))
+    area_min = np.pi * (min_size_nm * 10.0 / px / 2) ** 2 if min_size_nm is not None else 20.0
+    lab = labels_from_probabilities(prob, split_touching=split_touching, min_area_px=int(max(4, area_min)))
     return lab
