@@ -1,12 +1,17 @@
-"""Fiducial-less tilt-series alignment: cosine-stretched cross-correlation, then projection matching.
+"""Fiducial-less tilt-series alignment: cosine-stretched cross-correlation, common lines, projection matching.
 
 1. Coarse: from the zero tilt outwards, each image is stretched perpendicular to the tilt axis by
    ``cos(theta_neighbour) / cos(theta)`` and cross-correlated (band-passed, tapered) with its
    already placed neighbour (Guckenberger 1982, doi:10.1016/0304-3991(82)90267-8).
-2. Refinement by projection matching: reconstruct, re-project, and cross-correlate every image
-   with its re-projection; repeat (Dengler 1989, doi:10.1016/0304-3991(89)90033-1; Parkinson et al.
-   2012, doi:10.1016/j.jsb.2011.11.019). The tilt-axis direction is refined by maximising the mean
-   correlation of images and re-projections over the axis angle.
+2. Tilt axis: every image summed perpendicular to the true axis gives the same 1D profile (a
+   common line of all views); the axis direction maximising the shift-invariant consistency of
+   these profiles is found by a grid and golden-section search, and the coarse shifts are
+   re-estimated at it. When nothing is known, :func:`find_axis_orientation` scans all directions
+   (or uses the mirror symmetry of views 180 deg apart).
+3. Projection matching: each image is cross-correlated with a re-projection of a weighted
+   back-projection of all *other* views (Dengler 1989, doi:10.1016/0304-3991(89)90033-1; Parkinson
+   et al. 2012, doi:10.1016/j.jsb.2011.11.019). By default only the component along the tilt axis is
+   updated: across it, the views at the ends of a limited tilt range are biased by the missing wedge.
 
 Shifts are the content displacement ``(drow, dcol)`` in pixels of each raw image (model in
 :mod:`cryomat.tomography.transforms`); a 3D translation of the whole specimen (row shift
