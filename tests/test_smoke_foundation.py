@@ -53,4 +53,3 @@ def test_demo_runs(tmp_path):
     assert m["first_ctf_zero_measured_A"] == pytest.approx(m["first_ctf_zero_analytic_A"], rel=0.04)
     # outer 0.143 crossing of the measured FRC vs the dose-predicted S/(S+N): 4 seeds within 1 %
     assert m["frc_outer_0143_measured_A"] == pytest.approx(m["frc_outer_0143_predicted_A"], rel=0.03)
-    assert m["seconds"] < 30
