@@ -150,3 +150,13 @@ def test_resolution_last_crossing_skips_ctf_like_dips():
     # the envelope would pass 0.143 (0.9 exp(-(f/0.3)^2) = 0.143 at f = 0.407), within one lobe (0.05)
     assert 1 / first < 0.03
     assert 0.357 < 1 / outer <= 0.407
+
+
+def test_frc_to_dict_is_json_ready():
+    import json
+
+    f = np.arange(11) / 20.0
+    r = FRCResult(freq_per_A=f, frc=np.clip(1 - 2 * f, 0, 1), n_pixels=np.full(11, 1000), pixel_size=1.0)
+    d = r.to_dict()
+    assert d["resolution_05_A"] == pytest.approx(4.0) and d["resolution_0143_A"] == pytest.approx(1 / 0.4285)
+    json.dumps(d)

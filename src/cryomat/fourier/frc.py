@@ -61,6 +61,13 @@ class FRCResult:
         """
         return resolution_at(self, threshold, last=last)
 
+    def to_dict(self) -> dict:
+        """JSON-ready summary: resolutions (A) at 0.5, 0.143 and half-bit (first and outermost crossings)."""
+        return {"resolution_05_A": self.resolution(0.5), "resolution_0143_A": self.resolution(0.143),
+                "resolution_half_bit_A": self.resolution("half-bit"),
+                "resolution_0143_outer_A": self.resolution(0.143, last=True), "pixel_size_A": self.pixel_size,
+                "n_rings": int(self.frc.size)}
+
     def to_frame(self):
         import pandas as pd
 
