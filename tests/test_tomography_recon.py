@@ -76,3 +76,19 @@ def test_bad_inputs_raise_clear_errors():
         reconstruct_wbp(np.zeros((3, 8, 8), np.float32), [0, 1])
     with pytest.raises(ValueError, match="method"):
         reconstruct(np.zeros((3, 8, 8), np.float32), [0, 1, 2], method="art")
+
+
+def test_simulator_dose_shifts_and_files(tmp_path):
+    from cryomat.io import read
+    from cryomat.simulate import simulate
+
+    truth = simulate("tilt_series", tmp_path, seed=1, size=32, n_tilts=21, counts_per_px=20.0, max_tilt_deg=50.0)
+    img = read(tmp_path / "tilt_series.mrc")
+    st = np.asarray(img.data)
+    # Poisson counts whose series mean is the requested 20 counts/px (sampling error ~0.1 %)
+    assert st.mean() == pytest.approx(20.0, rel=0.02) and np.all(st == np.round(st))
+    # angles found beside the stack (.rawtlt), the missing wedge beyond +/-50 deg
+    np.testing.assert_allclose(img.acquisition.tilt_angles_deg, np.linspace(-50, 50, 21))
+    sh = np.asarray(truth["shifts_px"])
+    assert np.allclose(sh[10], 0.0) and sh.std() > 0.5  # zero tilt is the reference, others moved
+    assert img.pixel_size == pytest.approx(5.0)
