@@ -92,3 +92,12 @@ def test_cli_denoise_and_pca(real, tmp_path):
     # the strong Ti Ka / O Ka lines sit within a quarter FWHM of their tabulated energies
     offs = res["energy_calibration_offset_eV"]
     assert "Ti_Ka" in offs and abs(offs["Ti_Ka"]) < 35.0
+
+
+@pytest.mark.realdata
+def test_cli_profile_on_single_spectrum_is_bad_input(real, tmp_path, capsys):
+    path = real("exspy/EDS_TEM_FePt_nanoparticles.hspy")
+    rc = main(["spectrum", str(path), "--out", str(tmp_path / "o"), "--profile", "0,0,1,1"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "spectrum image" in err and "Traceback" not in err

@@ -27,8 +27,9 @@ def _composition_of_sums(res, sums, var):
     return np.stack([c[n] for n in res.names]), np.stack([s[n] for n in res.names])
 
 
-def overlay_rgb(image, maps, *, shift=(0.0, 0.0)):
-    """Grey image with up to three maps in red, green, blue (each scaled to its 99.5th percentile)."""
+def overlay_rgb(image, maps, *, shift=(0.0, 0.0), smooth_px: float = 1.0):
+    """Grey image with up to three maps in red, green, blue (each smoothed by a Gaussian of
+    ``smooth_px`` for display only and scaled to its 99.5th percentile)."""
     from scipy import ndimage
 
     from cryomat.io.writers import to_display
@@ -42,6 +43,8 @@ def overlay_rgb(image, maps, *, shift=(0.0, 0.0)):
     rgb = np.repeat(0.55 * grey[..., None], 3, axis=-1)
     for i, m in enumerate(maps[:3]):
         m = ndimage.shift(np.nan_to_num(np.asarray(m, float)), shift, order=1)
+        if smooth_px > 0:
+            m = ndimage.gaussian_filter(m, smooth_px)
         hi = np.percentile(m, 99.5)
         rgb[..., i] += 0.6 * np.clip(m / hi if hi > 0 else 0 * m, 0, 1)
     return np.clip(rgb, 0, 1)
@@ -85,6 +88,12 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
     from cryomat.report.figures import new_figure, show_image
 
     spatial = spec.data.ndim == 3
+    if not spatial:
+        asked = [n for n, v in (("--profile", profile), ("--profile-from-surface", surface_mask),
+                                ("--decompose", decompose), ("--denoise", denoise), ("--image", image)) if v is not None
+                 and v is not False]
+        if asked:
+            raise ValueError(f"{', '.join(asked)} need(s) a spectrum image; {spec.source} holds one spectrum")
     denoise_info = None
     denoise_dec = None
     if denoise:
@@ -170,8 +179,8 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
             ax[0, 0].set_title(" / ".join(f"{c}: {res.names[j]}" for c, j in zip(("red", "green", "blue"), order)),
                                fontsize=9)
             od.save_figure("overlay.png", fig)
-            rep.add_figure("overlay.png", "Maps overlaid on the " + ("given image" if image is not None else
-                                                                     f"simultaneously acquired {spec.image_title} image"))
+            rep.add_figure("overlay.png", "Maps (Gaussian-smoothed by 1 pixel for display) overlaid on the " +
+                           ("given image" if image is not None else f"simultaneously acquired {spec.image_title} image"))
             results["overlay"] = {"image": "given" if image is not None else spec.image_title,
                                   "registration_shift_px": list(shift), "registration_correlation": corr}
         if profile is not None or surface_mask is not None:
