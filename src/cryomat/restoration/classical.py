@@ -33,7 +33,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy import ndimage
 
-from cryomat.restoration.noise import NoiseModel, estimate_noise_model, noise_power_shape
+from cryomat.restoration.noise import NoiseModel, estimate_noise_model, noise_power
 from cryomat.restoration.vst import anscombe, inverse_anscombe
 
 _WORKERS = 2
@@ -186,7 +186,7 @@ def _multibox(loo: dict, nk, kappa: float):
     return np.maximum(s, 0)
 
 
-def _apply(zf, p, mu, shape, choice: FilterChoice, nk):
+def _transfer(p, shape, choice: FilterChoice, nk):
     if choice.family in ("wiener", "multibox"):
         if choice.family == "wiener":
             s = np.maximum(_loo_box(p, choice.box_px) - nk, 0)
@@ -200,7 +200,11 @@ def _apply(zf, p, mu, shape, choice: FilterChoice, nk):
         kr = np.fft.fftfreq(shape[0])[:, None]
         kc = np.fft.rfftfreq(shape[1])[None, :]
         h = np.exp(-2 * np.pi**2 * choice.sigma_px**2 * (kr**2 + kc**2)).astype(p.dtype)
-    zf = zf * h
+    return h
+
+
+def _apply(zf, p, mu, shape, choice: FilterChoice, nk):
+    zf = zf * _transfer(p, shape, choice, nk)
     out = sfft.irfft2(zf, s=shape, workers=_WORKERS)
     out += out.dtype.type(mu)
     return out
@@ -217,6 +221,28 @@ def apply_filter(z, choice: FilterChoice, *, noise_power=None) -> np.ndarray:
     p /= z.size
     nk = np.ones((1, 1), p.dtype) if noise_power is None else np.asarray(noise_power, p.dtype)
     return _apply(zf, p, mu, z.shape, choice, nk)
+
+
+def blind_kernel(z, *, noise_power=None, size: int = 15) -> np.ndarray:
+    """Spatial kernel (size x size) of the SURE-chosen global filter of ``z`` with its centre tap set
+    to zero and renormalised to unit sum: a J-invariant linear denoiser (the pixel's own noise never
+    reaches its estimate), used as the prior branch of the blind-spot network.
+
+    References
+    ----------
+    Batson & Royer, Noise2Self, ICML (2019), arXiv:1901.11365.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    _, choice = wiener_sure(z, noise_power=noise_power)
+    zf = sfft.rfft2(z - z.mean(), workers=_WORKERS)
+    p = (zf.real**2 + zf.imag**2) / z.size
+    nk = np.ones((1, 1)) if noise_power is None else np.asarray(noise_power)
+    k = np.fft.fftshift(sfft.irfft2(_transfer(p, z.shape, choice, nk), s=z.shape))
+    c0, c1 = z.shape[0] // 2, z.shape[1] // 2
+    h = size // 2
+    k = k[c0 - h:c0 + h + 1, c1 - h:c1 + h + 1].copy()
+    k[h, h] = 0.0
+    return (k / k.sum()).astype(np.float32) if k.sum() > 1e-6 else np.full_like(k, 1.0 / (k.size - 1))
 
 
 def colored_noise(shape, rng: np.random.Generator, noise_power=None, dtype=np.float32) -> np.ndarray:
@@ -357,13 +383,12 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool = 
             return (g * (np.asarray(mz) * s0 + m) + c) / v0
 
         var_map = None
-    rho = (noise_model.rho_row, noise_model.rho_col)
-    npow = noise_power_shape(z.shape, *rho) if any(rho) else None
+    npow = noise_power(noise_model, z.shape)
     zg, choice = wiener_sure(z, noise_power=npow)
     zd = zg
     used_local = False
     if local and min(z.shape) >= 2 * tile:
-        fn = (lambda shp: noise_power_shape(shp, *rho)) if any(rho) else None
+        fn = (lambda shp: noise_power(noise_model, shp)) if npow is not None else None
         if domain == "linear":
             var_map = np.maximum(var_fn(zg), 1e-6).astype(z.dtype)
 

@@ -84,6 +84,36 @@ def _build_unet(in_ch: int, base: int = 8, residual: bool = False):
     return UNet()
 
 
+def _build_n2v(base: int = 8, size: int = 15):
+    """Blind-spot network = J-invariant linear prior (fixed per image) + a U-Net residual on top of it.
+
+    The prior is a convolution with the image's own SURE-chosen Wiener kernel whose centre tap is
+    zero; the U-Net sees the (masked) image and the prior and starts at zero output, so training
+    starts from a sound blind denoiser and only learns local corrections.
+    """
+    torch = _torch()
+    nn = torch.nn
+    unet = _build_unet(2, base=base, residual=True)
+
+    class N2VNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.prior = nn.Conv2d(1, 1, size, padding=size // 2, padding_mode="reflect", bias=False)
+            self.prior.weight.requires_grad_(False)
+            self.set_prior(np.full((size, size), 1.0 / (size * size - 1), np.float32))
+            self.unet = unet
+
+        def set_prior(self, kernel):
+            k = torch.as_tensor(np.asarray(kernel, np.float32))
+            with torch.no_grad():
+                self.prior.weight.copy_(k[None, None])
+
+        def forward(self, x):
+            return self.unet(torch.cat([x, self.prior(x)], 1))
+
+    return N2VNet()
+
+
 class DenoiseNet:
     """A trained network with what is needed to apply it again (``kind`` ``"n2v"`` or ``"n2n"``)."""
 
@@ -101,8 +131,9 @@ class DenoiseNet:
 
 
 def new_model(kind: str, *, base: int = 8) -> DenoiseNet:
-    """An untrained network: 1 input channel for n2v, 2 (noisy half + fast-tier estimate) for n2n."""
-    net = _build_unet(1 if kind == "n2v" else 2, base=base, residual=(kind == "n2n"))
+    """An untrained network: blind-spot (prior + residual U-Net) for n2v; for n2n a residual U-Net on
+    2 channels (noisy half + fast-tier estimate). Both start at their prior (zero residual)."""
+    net = _build_n2v(base=base) if kind == "n2v" else _build_unet(2, base=base, residual=True)
     return DenoiseNet(kind, net, config={"base_channels": base})
 
 
@@ -148,6 +179,14 @@ def normalise(image, model: NoiseModel | None = None) -> tuple[np.ndarray, float
     m = float(x.mean())
     s = float(np.sqrt(max(model.gain * m + model.intercept, 1e-12)))
     return ((x - m) / s).astype(np.float32), m, s
+
+
+def _prior_kernel(z, noise_model: NoiseModel | None):
+    from cryomat.restoration.classical import blind_kernel
+    from cryomat.restoration.noise import noise_power
+
+    npow = noise_power(noise_model, np.shape(z)) if noise_model is not None else None
+    return blind_kernel(z, noise_power=npow)
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -206,7 +245,10 @@ def _train(model: DenoiseNet, make_batch, *, epochs: int, steps_per_epoch: int, 
     losses = []
     for _ in range(epochs):
         for _ in range(steps_per_epoch):
-            inp, target, weight = make_batch()
+            batch = make_batch()
+            inp, target, weight = batch[:3]
+            if len(batch) > 3:
+                model.net.set_prior(batch[3])
             pred = model.net(inp)
             loss = ((pred - target) ** 2 * weight).sum() / weight.sum()
             opt.zero_grad()
@@ -238,6 +280,7 @@ def train_n2v(image, *, epochs: int = 5, steps_per_epoch: int = 10, patch: int =
     if struct not in (None, "row", "col"):
         raise ValueError(f"struct must be None, 'row' or 'col', got {struct!r}")
     z, _, _ = normalise(image, noise_model)
+    kernel = _prior_kernel(z, noise_model)
     rng = np.random.default_rng(seed)
     if model is None:
         model = shipped_model("n2v") or new_model("n2v")
@@ -248,7 +291,7 @@ def train_n2v(image, *, epochs: int = 5, steps_per_epoch: int = 10, patch: int =
         (p,) = _random_patches([z], patch, batch, rng)
         t = torch.from_numpy(p)[:, None]
         x, mask = _n2v_mask(t, rng, mask_frac, struct)
-        return x, t, mask
+        return x, t, mask, kernel
 
     model.config.update({"struct": struct})
     return _train(model, make_batch, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed)
@@ -332,6 +375,7 @@ def predict(model: DenoiseNet, image, *, tile: int | None = None, noise_model: N
     x = np.asarray(image, dtype=np.float64)
     if model.kind == "n2v":
         z, m, s = normalise(x, noise_model)
+        model.net.set_prior(_prior_kernel(z, noise_model))  # the prior is the image's own blind Wiener
         return (_run_net(model.net, z[None], tile) * s + m).astype(np.float32)
     nm = noise_model or estimate_noise_model(x)[0]
     z, f, m, s = _n2n_inputs(x, nm)

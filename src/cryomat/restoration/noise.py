@@ -38,6 +38,9 @@ class NoiseModel:
     row_offset_std, col_offset_std : std of the removed per-row / per-column offsets (detector units).
     correlated : True when |rho| > ``threshold`` along either axis or row/column offsets were found.
     mean : image mean (detector units). n_blocks : blocks used in the variance-mean fit.
+    mtf_a, mtf_weight : when the noise is blurred by a detector MTF, its spectrum is modelled as
+        mtf_weight * MTF^2 / mean(MTF^2) + (1 - mtf_weight), MTF(k) = sinc(k_r) sinc(k_c) / (1 + 4 mtf_a k^2)
+        (k in cycles/px), which extrapolates the low-frequency noise that a lag-1 model misses.
     """
 
     kind: str
@@ -51,6 +54,8 @@ class NoiseModel:
     correlated: bool
     mean: float
     n_blocks: int
+    mtf_a: float = 0.0
+    mtf_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,6 +170,75 @@ def noise_power_shape(shape, rho_row: float, rho_col: float, *, rfft: bool = Tru
     return np.maximum(1 + 2 * rho_row * np.cos(2 * np.pi * kr) + 2 * rho_col * np.cos(2 * np.pi * kc), 0.05)
 
 
+def _mtf2(kr, kc, a: float):
+    return (np.sinc(kr) * np.sinc(kc) / (1 + 4 * a * (kr**2 + kc**2))) ** 2
+
+
+def noise_power(model: "NoiseModel", shape, *, rfft: bool = True):
+    """Noise power spectrum of ``model`` on an FFT grid, normalised to mean 1 (None when white)."""
+    if model.mtf_weight > 0:
+        kr = np.fft.fftfreq(shape[0])[:, None]
+        kc = (np.fft.rfftfreq(shape[1]) if rfft else np.fft.fftfreq(shape[1]))[None, :]
+        m2 = _mtf2(kr, kc, model.mtf_a)
+        full_mean = float(np.mean(_mtf2(np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :],
+                                        model.mtf_a)))
+        return model.mtf_weight * m2 / full_mean + (1 - model.mtf_weight)
+    if model.rho_row or model.rho_col:
+        return noise_power_shape(shape, model.rho_row, model.rho_col, rfft=rfft)
+    return None
+
+
+def fit_mtf(x: np.ndarray, *, half_width: float = 0.08):
+    """Fit P(k) = A MTF^2(k; a) + B to the periodogram in the signal-free high-frequency squares.
+
+    Returns (a, A, B, relative residual); a from a grid of 40 values in [0.02, 8].
+    """
+    if max(x.shape) > 1024:
+        r0, c0 = max(0, (x.shape[0] - 1024) // 2), max(0, (x.shape[1] - 1024) // 2)
+        x = x[r0:r0 + 1024, c0:c0 + 1024]
+    f = np.fft.rfft2(x - x.mean())
+    p = np.abs(f) ** 2 / x.size
+    kr = np.abs(np.fft.fftfreq(x.shape[0]))[:, None]
+    kc = np.fft.rfftfreq(x.shape[1])[None, :]
+    sel = np.zeros(p.shape, bool)
+    for cr, cc in ((0.5, 0.5), (0.5, 0.3), (0.3, 0.5), (0.42, 0.42)):
+        sel |= (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
+    ii, jj = np.nonzero(sel)
+    y = p[ii, jj]
+    krs, kcs = kr[ii, 0], kc[0, jj]
+    best = None
+    from scipy.optimize import nnls
+
+    for a in np.geomspace(0.02, 8, 40):
+        m2 = _mtf2(krs, kcs, a)
+        coef, res = nnls(np.stack([m2, np.ones_like(m2)], 1), y)
+        rel = float(res / np.linalg.norm(y))
+        if best is None or rel < best[3]:
+            best = (float(a), float(coef[0]), float(coef[1]), rel)
+    return best
+
+
+def _lag1_residual(x: np.ndarray, s2: float, rr: float, rc: float, *, half_width: float = 0.08) -> float:
+    if max(x.shape) > 1024:
+        r0, c0 = max(0, (x.shape[0] - 1024) // 2), max(0, (x.shape[1] - 1024) // 2)
+        x = x[r0:r0 + 1024, c0:c0 + 1024]
+    f = np.fft.rfft2(x - x.mean())
+    p = np.abs(f) ** 2 / x.size
+    kr = np.abs(np.fft.fftfreq(x.shape[0]))[:, None]
+    kc = np.fft.rfftfreq(x.shape[1])[None, :]
+    sel = np.zeros(p.shape, bool)
+    for cr, cc in ((0.5, 0.5), (0.5, 0.3), (0.3, 0.5), (0.42, 0.42)):
+        sel |= (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
+    model = s2 * noise_power_shape(x.shape, rr, rc)
+    return float(np.linalg.norm(p[sel] - model[sel]) / np.linalg.norm(p[sel]))
+
+
+def _kernel_factor_shape(nps_full: np.ndarray) -> float:
+    """Variance of the _K2 response to unit-variance noise with spectrum ``nps_full`` (full grid, mean 1)."""
+    h = np.abs(np.fft.fft2(_K2, s=nps_full.shape)) ** 2
+    return float(np.mean(h * nps_full))
+
+
 def _kernel_factor(rho_row: float, rho_col: float) -> float:
     """Variance of the _K2 response to unit-variance noise with lag-1 correlations (exact sum)."""
     k = _K2
@@ -268,6 +342,15 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
     if counting:
         s2, rho_r, rho_c = mean, 0.0, 0.0
     kappa = _kernel_factor(rho_r, rho_c)
+    mtf_a = mtf_w = 0.0
+    if not counting and (abs(rho_r) > correlation_threshold or abs(rho_c) > correlation_threshold):
+        # a blur-like correlation: try the MTF-shaped spectrum, which extrapolates to low frequency
+        a, amp, white, rel = fit_mtf(xc)
+        if amp > 0 and rel <= _lag1_residual(xc, s2, rho_r, rho_c):
+            full = _mtf2(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(64)[None, :], a)
+            s2 = amp * float(full.mean()) + white
+            mtf_a, mtf_w = a, amp * float(full.mean()) / s2
+            kappa = _kernel_factor_shape(mtf_w * full / full.mean() + (1 - mtf_w))
     means, var = _block_stats(xc, block)
     var = var / kappa  # per-pixel noise variance of each block
     # bin blocks by mean and take a low quantile of the variance in each bin: residual signal only
@@ -305,5 +388,5 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
                       or rstd > 0 or cstd > 0)
     model = NoiseModel(kind=kind, gain=float(gain), intercept=float(intercept), offset=offset, rho_row=rho_r,
                        rho_col=rho_c, row_offset_std=rstd, col_offset_std=cstd, correlated=correlated,
-                       mean=mean, n_blocks=int(means.size))
+                       mean=mean, n_blocks=int(means.size), mtf_a=float(mtf_a), mtf_weight=float(mtf_w))
     return model, xc
