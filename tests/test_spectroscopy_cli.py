@@ -101,3 +101,17 @@ def test_cli_profile_on_single_spectrum_is_bad_input(real, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "spectrum image" in err and "Traceback" not in err
+
+
+@pytest.mark.realdata
+def test_cli_reads_zip_member(real, tmp_path, capsys):
+    z = real("rosettasciio/velox_emd_version11.zip")
+    # two EMD files in the archive: without --member the CLI says which ones
+    assert main(["spectrum", str(z), "--out", str(tmp_path / "a")]) == 2
+    assert "--member" in capsys.readouterr().err
+    out = tmp_path / "b"
+    rc = main(["spectrum", str(z), "--member", "Test SI 16x16 215 kx.emd", "--out", str(out), "--quiet"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    # the file's element maps name C, Ca, Cu, O; the SI is 16 x 16 x 4096
+    assert res["names"] == ["C_Ka", "Ca_Ka", "Cu_Ka", "O_Ka"] and res["shape"] == [16, 16, 4096]

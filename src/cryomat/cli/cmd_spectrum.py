@@ -25,10 +25,11 @@ def _csv_list(text: str) -> list[str]:
 def add_arguments(p):
     from cryomat.cli.common import add_out, add_pixel_size, positive_float, positive_int
 
-    p.add_argument("si", metavar="SI", help="spectrum image or spectrum (BCF, Velox EMD, DM3/DM4, HSPY, ...)")
+    p.add_argument("si", metavar="SI", help="spectrum image or spectrum (BCF, Velox EMD, DM3/DM4, HSPY, or a .zip of one)")
     add_out(p)
     p.add_argument("--kind", choices=["eds", "eels"], help="EDS or EELS (default: from the file)")
     p.add_argument("--dataset", type=int, metavar="INDEX", help="dataset number in a multi-dataset file")
+    p.add_argument("--member", metavar="NAME", help="for a .zip holding several files, the one to read")
     p.add_argument("--elements", metavar="LIST", help="EDS elements, e.g. C,O,F,P (default: the file's)")
     p.add_argument("--lines", metavar="LIST", help="EDS X-ray lines instead of elements, e.g. Fe_Ka,Pt_La")
     p.add_argument("--kfactors", metavar="LIST",
@@ -116,7 +117,7 @@ def run(args) -> int:
         if not x.exists():
             raise InputError("no such file", path=x)
     status(f"spectrum: reading {src}")
-    spec = loading.load_spectrum(src, index=args.dataset, kind=args.kind)
+    spec = loading.load_spectrum(src, index=args.dataset, kind=args.kind, member=args.member)
     if args.pixel_size:
         spec.pixel_size = args.pixel_size
     if args.voltage:

@@ -144,12 +144,46 @@ def _classify(dataset: dict) -> str:
     return cls(dataset)
 
 
-def load_spectrum(path, *, index: int | None = None, kind: str | None = None) -> Spectrum:
+_EM_EXT = {".emd", ".bcf", ".hspy", ".hdf5", ".h5", ".dm3", ".dm4", ".ser", ".emi", ".zspy"}
+
+
+def _load_from_zip(p: Path, *, index, kind, member) -> Spectrum:
+    import shutil
+    import tempfile
+    import zipfile
+
+    try:
+        zf = zipfile.ZipFile(p)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"not a readable zip archive ({exc})", path=p) from exc
+    with zf:
+        names = [n for n in zf.namelist() if Path(n).suffix.lower() in _EM_EXT and not n.endswith("/")]
+        if member is not None:
+            names = [n for n in names if n == member or Path(n).name == member]
+            if not names:
+                raise InputError(f"the archive has no spectrum file {member!r}", path=p)
+        if not names:
+            raise InputError("the zip archive holds no spectrum file cryomat can read", path=p)
+        if len(names) > 1:
+            raise InputError(f"the zip archive holds {len(names)} files ({', '.join(names)}); pick one with "
+                             "--member NAME", path=p)
+        tmp = Path(tempfile.mkdtemp(prefix="cryomat-spectrum-zip-"))
+        try:
+            zf.extract(names[0], tmp)
+            spec = load_spectrum(tmp / names[0], index=index, kind=kind)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    spec.source = f"{p}!{names[0]}"
+    return spec
+
+
+def load_spectrum(path, *, index: int | None = None, kind: str | None = None, member: str | None = None) -> Spectrum:
     """Read the spectrum (image) of ``path``: DM3/DM4, Velox/Berkeley EMD, BCF, HSPY, ...
 
     Parameters
     ----------
-    path : file.
+    path : file, or a ``.zip`` holding one (or ``member``).
+    member : for a zip holding several files, the one to read.
     index : dataset number in a multi-dataset file; default: the spectrum dataset with the most
         pixels (of ``kind`` if given; in dual EELS the core-loss one).
     kind : ``"EDS"`` or ``"EELS"`` to choose between datasets or override the file's claim.
@@ -167,6 +201,8 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None) ->
         if kind not in {"EDS", "EELS"}:
             raise ValueError(f"kind must be 'EDS' or 'EELS', got {kind!r}")
     ext = p.suffix.lower()
+    if ext == ".zip":
+        return _load_from_zip(p, index=index, kind=kind, member=member)
     multi = ext in {".emd", ".bcf"}
     if not multi:
         img = io.read(p, signal="spectrum", index=index) if index is not None else io.read(p, signal="spectrum")
