@@ -18,8 +18,8 @@ def add_arguments(p):
     g.add_argument("--segment", action="store_true", help="segment by thresholds (the default without --labels)")
     p.add_argument("--phases", type=positive_int, default=1, metavar="N",
                    help="phases besides the background, in order of increasing density (default 1)")
-    p.add_argument("--smooth", type=nonneg_float, default=0.7, metavar="VOXELS",
-                   help="Gaussian smoothing before thresholds (default 0.7 voxel)")
+    p.add_argument("--smooth", type=nonneg_float, default=0.5, metavar="VOXELS",
+                   help="Gaussian smoothing before thresholds (default 0.5 voxel)")
     p.add_argument("--particle-phase", type=int, metavar="K",
                    help="phase whose components are split and measured as particles (default: the densest)")
     p.add_argument("--distance-to", type=int, metavar="K",

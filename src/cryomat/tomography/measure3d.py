@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def segment_phases(volume, *, n_phases: int = 1, smooth_sigma: float = 1.0) -> np.ndarray:
+def segment_phases(volume, *, n_phases: int = 1, smooth_sigma: float = 0.5) -> np.ndarray:
     """Phase labels (uint8): 0 background, 1..n_phases in order of increasing intensity.
 
     Parameters
