@@ -206,9 +206,14 @@ def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | N
     k_early = int(n_early) if n_early else int(np.clip(round(0.1 * nf), 1, 5))
     k_early = max(1, min(k_early, nf))
     early = np.zeros((m, n // 2 + 1))
+    keep = k_early * m * (n // 2 + 1) * 8 <= 512 * 2**20     # reuse these spectra in pass 2
+    cached = {}
     for i in range(k_early):
         fr = _as_frame(frames, i)
-        spec = rfft_frame(fr) - smooth_spectrum(fr)
+        raw = rfft_frame(fr)
+        if keep:
+            cached[i] = raw
+        spec = raw - smooth_spectrum(fr)
         early += np.abs(spec) ** 2
     early_full = _half_to_shifted_full(early, (m, n))
     table = find_reflections(early_full, pixel_size=pixel_size, n_frames=k_early, z_threshold=z_threshold,
@@ -255,7 +260,7 @@ def _analyse_dose_series(frames, *, pixel_size: float, dose_per_frame: float | N
     it = _progress(range(nf), total=nf, desc="damage") if progress else range(nf)
     for i in it:
         fr = _as_frame(frames, i)
-        spec = rfft_frame(fr)
+        spec = cached.pop(i) if i in cached else rfft_frame(fr)
         inten[i], bgpix[i] = integ(spec, fr)
         if align:
             sh = shifts[i] if shifts is not None else tracker.add(spec)
