@@ -33,6 +33,27 @@ def classify_objects(table: pd.DataFrame, *, elongated_aspect: float = 2.0, irre
     return pd.Series(cls, index=table.index)
 
 
+def _object_table(labels, image, *, pixel_size: float) -> pd.DataFrame:
+    """Centroid, size and moment-based shape of each object. Atlas objects span a few pixels, where
+    second-moment ellipses describe elongation as well as exact contours do (the exact descriptors of
+    :func:`cryomat.measure.particle_table` cost ~10 ms per object, too slow for 10^4 objects)."""
+    from skimage.measure import regionprops_table
+
+    props = regionprops_table(labels, intensity_image=image, properties=(
+        "label", "centroid", "area", "major_axis_length", "minor_axis_length", "solidity", "intensity_mean"))
+    t = pd.DataFrame(props)
+    px_nm = pixel_size / 10.0
+    return pd.DataFrame({
+        "label": t["label"].astype(int),
+        "centroid_row_px": t["centroid-0"], "centroid_col_px": t["centroid-1"],
+        "area_px": t["area"].astype(int), "area_nm2": t["area"] * px_nm**2,
+        "equivalent_diameter_nm": np.sqrt(4 * t["area"] / np.pi) * px_nm,
+        "major_axis_nm": t["major_axis_length"] * px_nm, "minor_axis_nm": t["minor_axis_length"] * px_nm,
+        "aspect_ratio": t["major_axis_length"] / np.maximum(t["minor_axis_length"], 1e-6),
+        "solidity": t["solidity"], "mean_intensity": t["intensity_mean"],
+    })
+
+
 @dataclass
 class AtlasAnalysis:
     pixel_size_A: float
@@ -53,7 +74,6 @@ def analyse_atlas(image, *, pixel_size: float, reference_counts: float | None = 
     ``min_size_nm``: smallest equivalent diameter of an object (default 5 atlas pixels: smaller
     blobs at atlas magnification are noise, not particles one could select).
     """
-    from cryomat.measure import particle_table
     from cryomat.segmentation import segment_particles
 
     img = np.asarray(image, dtype=np.float32)
@@ -72,7 +92,7 @@ def analyse_atlas(image, *, pixel_size: float, reference_counts: float | None = 
         min_size_nm = 5.0 * pixel_size / 10.0
     labels = segment_particles(flat, pixel_size=pixel_size, dose_e_per_A2=None, method=segment_method,
                                polarity="dark", min_size_nm=min_size_nm, split_touching=True)
-    objects = particle_table(labels, flat, pixel_size=pixel_size)
+    objects = _object_table(labels, flat, pixel_size=pixel_size)
     if not objects.empty:
         rr = np.clip(objects["centroid_row_px"].round().astype(int), 0, img.shape[0] - 1)
         cc = np.clip(objects["centroid_col_px"].round().astype(int), 0, img.shape[1] - 1)
