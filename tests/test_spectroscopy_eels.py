@@ -172,3 +172,19 @@ def test_sto_composition_with_aligned_windows(real):
     # SrTiO3: Ti/O = 1/3. Hydrogenic L2,3 cross-sections miss the Ti white lines, which overestimates Ti:
     # measured 0.61; the test bounds it between the truth and 2 x the truth (the known model error)
     assert 1 / 3 < ratio < 2 / 3
+
+
+@pytest.mark.parametrize("model,truth", [
+    ("exponential", lambda e: 5e4 * np.exp(-e / 40.0)),
+    ("powerlaw-lsq", lambda e: 3e9 * e**-3.0),
+    ("linear", lambda e: 2000.0 - 1.5 * e),
+])
+def test_background_models_exact_on_their_own_shape(model, truth):
+    e = np.arange(200.0, 400.0, 0.5)
+    y = truth(e) * 0.5
+    bg = eels.background_counts(y, e, (220.0, 260.0), e[e > 280], model=model)
+    # noise-free data of the model's own shape: extrapolated 20-120 eV past the window within 1 %
+    # (two-area exponential: Riemann-sum discretisation only)
+    np.testing.assert_allclose(bg, y[e > 280], rtol=0.01)
+    with pytest.raises(ValueError, match="model"):
+        eels.background_counts(y, e, (220.0, 260.0), e, model="spline")

@@ -48,6 +48,8 @@ def add_arguments(p):
     p.add_argument("--delta", type=positive_float, default=50.0, metavar="EV", help="EELS integration width (eV)")
     p.add_argument("--fit-width", type=positive_float, default=30.0, metavar="EV",
                    help="EELS pre-edge power-law window width (eV)")
+    p.add_argument("--eels-background", choices=["powerlaw", "powerlaw-lsq", "exponential", "linear"],
+                   default="powerlaw", help="EELS pre-edge background model (default: two-area power law)")
     p.add_argument("--lowloss", metavar="FILE", help="EELS low-loss of the same area (t/lambda, deconvolution)")
     p.add_argument("--no-deconvolve", action="store_true", help="EELS: skip Fourier-ratio deconvolution")
     p.add_argument("--voltage", type=positive_float, metavar="KV", help="beam energy (kV), overrides the file")
@@ -145,6 +147,6 @@ def run(args) -> int:
         edges=_csv_list(args.edges) if args.edges else None, delta_eV=args.delta, fit_eV=args.fit_width,
         lowloss=lowloss, deconvolve=not args.no_deconvolve, alpha_mrad=args.alpha, beta_mrad=args.beta,
         image=image, profile=prof, width=args.width, surface_mask=mask, decompose=args.decompose,
-        components=args.components, denoise=args.denoise)
+        components=args.components, denoise=args.denoise, eels_background=args.eels_background)
     status(f"spectrum: {result['summary']}; wrote {od.path}")
     return 0

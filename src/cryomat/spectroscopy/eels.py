@@ -90,16 +90,75 @@ def powerlaw_background(a, r, energy_eV):
     return np.nan_to_num(out)
 
 
-def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_eV, r=None):
+BACKGROUND_MODELS = ("powerlaw", "powerlaw-lsq", "exponential", "linear")
+
+
+def background_counts(data, energy_eV, window_eV, at_eV, *, model: str = "powerlaw", r=None):
+    """Background counts per channel at energies ``at_eV`` fitted in ``window_eV`` (before an edge).
+
+    Models: ``"powerlaw"`` (two-area A E^-r, :func:`powerlaw_fit`; ``r`` may be fixed),
+    ``"powerlaw-lsq"`` (least-squares line in log counts vs log E, weighted by the counts: less
+    sensitive to a single noisy half-window), ``"exponential"`` (two-area A exp(-b E), for low-loss
+    tails and windows far from a power law), ``"linear"`` (least-squares straight line, for short
+    windows). Egerton 2011, sec. 4.4.
+
+    Returns
+    -------
+    array ``data.shape[:-1] + (len(at_eV),)`` of counts per channel.
+    """
+    if model not in BACKGROUND_MODELS:
+        raise ValueError(f"model must be one of {', '.join(BACKGROUND_MODELS)}, got {model!r}")
+    offset, scale, size = _axis(energy_eV)
+    at = np.asarray(at_eV, float)
+    d = np.asarray(data)
+    if model == "powerlaw":
+        a, rr = powerlaw_fit(d, energy_eV, window_eV, r=r)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.nan_to_num(np.asarray(a)[..., None] * np.power(at, -np.asarray(rr)[..., None]) * scale)
+    i0, i1 = (int(v) for v in energy_to_index(window_eV, offset_eV=offset, scale_eV=scale, size=size))
+    if i1 - i0 < 4:
+        raise ValueError(f"background window {window_eV!r} eV holds fewer than 4 channels")
+    e = offset + scale * np.arange(i0, i1)
+    y = np.asarray(d[..., i0:i1], float)
+    if model == "exponential":
+        h = (i1 - i0) // 2
+        big1, big2 = y[..., :h].sum(-1), y[..., h: 2 * h].sum(-1)
+        w = h * scale
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            b = np.log(big1 / big2) / w
+            x1, x4 = e[0], e[0] + 2 * w
+            amp = b * (big1 + big2) / (np.exp(-b * x1) - np.exp(-b * x4))
+            out = amp[..., None] * np.exp(-b[..., None] * at) * scale
+        return np.nan_to_num(out)
+    if model == "linear":
+        x = e - e.mean()
+        slope = (y * x).sum(-1) / (x * x).sum()
+        return y.mean(-1)[..., None] + slope[..., None] * (at - e.mean())
+    # powerlaw-lsq: weighted least squares of log y on log E (weights = counts, the Poisson 1/var of log y)
+    if np.any(e <= 0):
+        raise ValueError("the power-law window must lie above 0 eV")
+    lx = np.log(e)
+    ly = np.log(np.clip(y, 0.5, None))
+    wts = np.clip(y, 1.0, None)
+    sw = wts.sum(-1)
+    mx = (wts * lx).sum(-1) / sw
+    my = (wts * ly).sum(-1) / sw
+    slope = (wts * (lx - mx[..., None]) * (ly - my[..., None])).sum(-1) / (wts * (lx - mx[..., None]) ** 2).sum(-1)
+    return np.exp(my[..., None] + slope[..., None] * (np.log(at) - mx[..., None]))
+
+
+def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_eV, r=None,
+                   model: str = "powerlaw"):
     """Background-subtracted counts of a core-loss edge.
 
     Parameters
     ----------
     data : array (..., energy) counts.
     energy_eV : array (energy,) channel energies (eV).
-    background_window_eV : (start, end) pre-edge window for the power law (eV).
+    background_window_eV : (start, end) pre-edge window for the background fit (eV).
     integration_window_eV : (onset, onset + Delta) window to integrate (eV).
     r : optional fixed power-law exponent (see :func:`powerlaw_fit`).
+    model : background model, see :func:`background_counts` (default the two-area power law).
 
     Returns
     -------
@@ -108,7 +167,8 @@ def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_
     simplified) and the background counts subtracted under the edge.
     """
     offset, scale, size = _axis(energy_eV)
-    a, r = powerlaw_fit(data, energy_eV, background_window_eV, r=r)
+    if model == "powerlaw":
+        powerlaw_fit(data, energy_eV, background_window_eV, r=r)  # validates the window
     e0, e1 = (float(v) for v in integration_window_eV)
     if not e1 > e0:
         raise ValueError(f"integration_window_eV must be (start, end) with end > start, got {integration_window_eV!r}")
@@ -116,9 +176,7 @@ def edge_intensity(data, energy_eV, *, background_window_eV, integration_window_
     if j1 <= j0:
         raise ValueError(f"integration window {integration_window_eV!r} eV is outside the spectrum")
     e = np.asarray(energy_eV, float)[j0:j1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        bg = np.asarray(a)[..., None] * np.power(e, -np.asarray(r)[..., None]) * scale
-    bg = np.nan_to_num(bg).sum(-1)
+    bg = background_counts(data, energy_eV, background_window_eV, e, model=model, r=r).sum(-1)
     gross = _window_sum(data, j0, j1)
     h = 1.0 + (e1 - e0) / max(float(background_window_eV[1]) - float(background_window_eV[0]), scale)
     var = np.clip(gross, 0, None) + h * np.clip(bg, 0, None)

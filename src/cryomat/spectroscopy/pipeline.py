@@ -149,7 +149,8 @@ def default_edge_windows(edges, energy_eV, *, delta_eV: float = 50.0, fit_eV: fl
 
 def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: float = 30.0,
               voltage_kV=None, alpha_mrad=None, beta_mrad=None, lowloss=None, deconvolve: bool = True,
-              align: bool = True, global_exponent: bool = True, align_windows: bool = True) -> MapResult:
+              align: bool = True, global_exponent: bool = True, align_windows: bool = True,
+              background: str = "powerlaw") -> MapResult:
     """EELS edge maps and composition maps of a core-loss spectrum (image).
 
     Parameters
@@ -162,6 +163,7 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
         When given: zero-loss alignment, t/lambda maps, and Fourier-ratio deconvolution of the core loss.
     align_windows : place the default windows at the measured edge onsets when they differ from the
         table by 1-12 eV (an energy-axis offset); the cross-sections keep the tabulated onsets.
+    background : pre-edge background model (:data:`cryomat.spectroscopy.eels.BACKGROUND_MODELS`).
     global_exponent : fit the power-law exponent r once on the summed spectrum and only the amplitude
         per pixel (robust and linear at low counts, so profile sums of the maps equal the maps of the
         summed spectra); ``False`` fits both per pixel (exSpy's ``remove_background``).
@@ -217,10 +219,11 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
     for ed in edges:
         bgw, iw = windows[ed]
         r = None
-        if global_exponent and data.ndim > 1:
+        if global_exponent and data.ndim > 1 and background == "powerlaw":
             _, r = _eels.powerlaw_fit(data.reshape(-1, data.shape[-1]).sum(0), e, bgw)
             r = float(r)
-        i, var, _ = _eels.edge_intensity(data, e, background_window_eV=bgw, integration_window_eV=iw, r=r)
+        i, var, _ = _eels.edge_intensity(data, e, background_window_eV=bgw, integration_window_eV=iw, r=r,
+                                         model=background)
         ints[ed], vars_[ed] = i, var
         xs[ed] = _eels.edge_cross_section(ed, window_eV=iw[1] - iw[0], voltage_kV=v, beta_mrad=b, alpha_mrad=a,
                                           onset_eV=edge_onset_eV(ed) if measured and ed in measured else iw[0])
@@ -233,7 +236,8 @@ def eels_maps(spec, *, edges, windows=None, delta_eV: float = 50.0, fit_eV: floa
                      sigma=np.stack([sig[x] for x in edges]),
                      total_percent={x: float(tp[x]) for x in edges}, total_sigma={x: float(ts[x]) for x in edges},
                      factors={x: xs[x] for x in edges},
-                     factor_source=f"hydrogenic cross-sections (barn), {v:g} kV, alpha {a:g} mrad, beta {b:g} mrad",
+                     factor_source=f"hydrogenic cross-sections (barn), {v:g} kV, alpha {a:g} mrad, beta {b:g} mrad; "
+                                   f"{background} background",
                      windows={x: {"background_eV": list(windows[x][0]), "integration_eV": list(windows[x][1])}
                               for x in edges},
                      assumptions=EELS_ASSUMPTIONS + (" " + "; ".join(notes) + "." if notes else ""), extra=extra)

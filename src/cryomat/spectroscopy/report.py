@@ -79,7 +79,7 @@ def register_image(image, total_map):
 def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mnka_eV=None, background="mean",
                   line_width=(2.0, 2.0), window_mode="auto", window_correction=False, edges=None, delta_eV=50.0, fit_eV=30.0, lowloss=None, deconvolve=True,
                   alpha_mrad=None, beta_mrad=None, image=None, profile=None, width=None, surface_mask=None,
-                  decompose=None, components=None, denoise=False) -> dict:
+                  decompose=None, components=None, denoise=False, eels_background="powerlaw") -> dict:
     """Run the analysis of ``spec`` and write everything into the :class:`~cryomat.outputs.OutputDir` ``od``."""
     import pandas as pd
 
@@ -113,7 +113,8 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
                                 window_correction=window_correction)
     else:
         res = pipeline.eels_maps(spec, edges=edges, delta_eV=delta_eV, fit_eV=fit_eV, lowloss=lowloss,
-                                 deconvolve=deconvolve, alpha_mrad=alpha_mrad, beta_mrad=beta_mrad)
+                                 deconvolve=deconvolve, alpha_mrad=alpha_mrad, beta_mrad=beta_mrad,
+                                 background=eels_background)
     status(f"spectrum: {res.kind} {', '.join(res.names)} quantified")
     px_nm = None if spec.pixel_size is None else spec.pixel_size / 10.0
     rep = Report(f"{res.kind} spectrum {'image' if spatial else ''}".strip(), subtitle=str(spec.source))
