@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
+from cryomat.registration.ccf import _workers
 from cryomat.registration.dose import critical_exposure, frame_weight, weight_norm
-
-_W = 2
 
 
 def _ramp_full(shape, shift_rc) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +45,11 @@ def apply_shifts(frames, shifts_px, *, corrector=None) -> np.ndarray:
     out = np.empty((frames.shape[0],) + shape, np.float32)
     for f in range(frames.shape[0]):
         a = corrector(frames[f]) if corrector is not None else np.asarray(frames[f], dtype=np.float32)
-        spec = sfft.rfft2(np.asarray(a, np.float32), workers=_W)
+        spec = sfft.rfft2(np.asarray(a, np.float32), workers=_workers(shape[0] * shape[1]))
         er, ec = _ramp_full(shape, s[f])
         spec *= er[:, None]
         spec *= ec[None, :]
-        out[f] = sfft.irfft2(spec, s=shape, workers=_W)
+        out[f] = sfft.irfft2(spec, s=shape, workers=_workers(shape[0] * shape[1]))
     return out
 
 
@@ -122,21 +121,21 @@ def aligned_sums(frames, shifts_px, *, corrector=None, pixel_size: float | None 
     grid = np.stack(np.mgrid[0:shape[0], 0:shape[1]], -1).astype(np.float32) if local is not None else None
     for j, f in enumerate(progress(idx, total=len(idx), desc="sum")):
         a = corrector(frames[f]) if corrector is not None else np.asarray(frames[f], dtype=np.float32)
-        spec = sfft.rfft2(np.asarray(a, np.float32), workers=_W)
+        spec = sfft.rfft2(np.asarray(a, np.float32), workers=_workers(shape[0] * shape[1]))
         er, ec = _ramp_full(shape, s[f])
         spec *= er[:, None]
         spec *= ec[None, :]
         if local is not None:
-            spec = sfft.rfft2(_warp(sfft.irfft2(spec, s=shape, workers=_W), local, f, grid), workers=_W)
+            spec = sfft.rfft2(_warp(sfft.irfft2(spec, s=shape, workers=_workers(shape[0] * shape[1])), local, f, grid), workers=_workers(shape[0] * shape[1]))
         acc[j % 2] += spec
         if dw is not None:
             spec *= wcur
             dw += spec
             wcur *= rstep
-    even = sfft.irfft2(acc[0], s=shape, workers=_W).astype(np.float32)
-    odd = sfft.irfft2(acc[1], s=shape, workers=_W).astype(np.float32)
+    even = sfft.irfft2(acc[0], s=shape, workers=_workers(shape[0] * shape[1])).astype(np.float32)
+    odd = sfft.irfft2(acc[1], s=shape, workers=_workers(shape[0] * shape[1])).astype(np.float32)
     total = even + odd
-    dws = sfft.irfft2(dw, s=shape, workers=_W).astype(np.float32) if dw is not None else None
+    dws = sfft.irfft2(dw, s=shape, workers=_workers(shape[0] * shape[1])).astype(np.float32) if dw is not None else None
     return AlignedSums(total=total, even=even, odd=odd, dose_weighted=dws)
 
 

@@ -17,6 +17,12 @@ import scipy.fft as sfft
 _FFT_WORKERS = 2
 
 
+def _workers(size: int) -> int:
+    """FFT threads: 2 for frames of 1024^2 px and more; 1 below, where thread start-up and, on a
+    busy machine, waiting for the second core cost more than the transform."""
+    return _FFT_WORKERS if size >= 1024 * 1024 else 1
+
+
 def blas_single():
     """Context that pins BLAS to one thread: the small complex matrix products of the subpixel
     refinement are ~50x slower with a multi-threaded BLAS on a busy 2-core machine."""
@@ -142,7 +148,7 @@ def make_spectra(frames, *, bfactor_px2: float = 300.0, max_size: int = 1024, co
         a -= m
         if win is not None:
             a *= win
-        f = sfft.rfft2(a, workers=_FFT_WORKERS)
+        f = sfft.rfft2(a, workers=_workers(a.size))
         out[j] = f[rows, :ncols]
         out[j, 0, 0] = 0.0
     herm = np.full(ncols, 2.0, np.float32)
@@ -155,9 +161,10 @@ def make_spectra(frames, *, bfactor_px2: float = 300.0, max_size: int = 1024, co
 
 def _dft_eval(xs, kr, kc, herm, rows_px, cols_px) -> np.ndarray:
     """Band-limited CCF (real part) at the grid ``rows_px`` x ``cols_px`` (px) from half spectrum ``xs``."""
-    er = np.exp(2j * np.pi * np.outer(rows_px, kr))
-    ec = np.exp(2j * np.pi * np.outer(kc, cols_px))
-    return np.real(er @ (xs @ ec))
+    dt = xs.dtype
+    er = np.exp(2j * np.pi * np.outer(rows_px, kr)).astype(dt)
+    ec = np.exp(2j * np.pi * np.outer(kc, cols_px)).astype(dt)
+    return np.real(er @ (xs @ ec)).astype(np.float64)
 
 
 def _parabolic(v_m, v_0, v_p) -> float:
@@ -173,8 +180,19 @@ def ccf_peak(cross, spec: Spectra, *, center_px=(0.0, 0.0), radius_px: float | N
     whole cropped CCF) and refined to about 0.005 px. Returns (shift_rc_px, peak_value).
     """
     mr, mc = spec.ccf_shape
-    c = sfft.irfft2(cross, s=(mr, mc), workers=_FFT_WORKERS)
     sr, sc = spec.ccf_step
+    herm = spec.hermite
+    if refine and radius_px is not None and radius_px <= 4.0 and max(sr, sc) <= 1.0:
+        # small search window: evaluate the band-limited CCF directly on a 0.5 px grid around the
+        # centre (matrix DFT), cheaper than the whole CCF; then the same refinement
+        xw = np.asarray(cross, dtype=np.complex64) * herm[None, :]
+        g = np.arange(-np.ceil(radius_px), np.ceil(radius_px) + 0.25, 0.5)
+        offs_r, offs_c = center_px[0] + g, center_px[1] + g
+        v = _dft_eval(xw, spec.kr, spec.kc, herm, offs_r, offs_c)
+        v = np.where(g[:, None] ** 2 + g[None, :] ** 2 <= radius_px**2 + 1e-9, v, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(v)), v.shape)
+        return _refine(xw, spec, np.array([offs_r[a], offs_c[b]]), np.array([0.5, 0.5]), center_px, radius_px)
+    c = sfft.irfft2(cross, s=(mr, mc), workers=_workers(mr * mc))
     rr = np.fft.fftfreq(mr, 1.0 / mr) * sr
     cc = np.fft.fftfreq(mc, 1.0 / mc) * sc
     if radius_px is not None:
@@ -191,9 +209,14 @@ def ccf_peak(cross, spec: Spectra, *, center_px=(0.0, 0.0), radius_px: float | N
     peak = float(c[i, j]) * mr * mc
     if not refine:
         return pos, peak
+    xw = np.asarray(cross, dtype=np.complex64) * herm[None, :]
+    return _refine(xw, spec, pos, np.array([sr, sc]), center_px, radius_px)
+
+
+def _refine(xw, spec: Spectra, pos, step, center_px, radius_px) -> tuple[np.ndarray, float]:
+    """Refine a CCF peak at ``pos`` (grid spacing ``step`` px) with two 4x finer DFT stages and a parabola."""
+    sr, sc = spec.ccf_step
     herm = spec.hermite
-    xw = np.asarray(cross, dtype=np.complex128) * herm[None, :]
-    step = np.array([sr, sc])
     n = 9
     for _ in range(2):  # each stage spans +-1 spacing of the previous one, 4x finer; then a parabola
         offs_r = pos[0] + np.linspace(-1.0, 1.0, n) * step[0]

@@ -130,6 +130,8 @@ def _loo_pass(spec: Spectra, shifts: np.ndarray, *, group: int, radius: np.ndarr
         aligned[f] = spec.data[f] * spec.ramp(shifts[f])
     total = aligned.sum(0)
     h = group // 2
+    # |aligned frame| does not depend on its shift: the single-frame norms are computed once
+    own = [norm(spec.data[f], spec) for f in range(n)] if group == 1 else None
     delta = np.zeros((n, 2))
     peak = np.zeros(n) if peak_prev is None else np.array(peak_prev, float)
     for f in range(n):
@@ -142,7 +144,7 @@ def _loo_pass(spec: Spectra, shifts: np.ndarray, *, group: int, radius: np.ndarr
         rad = radius[f] if isinstance(radius, np.ndarray) else radius
         ctr = (0.0, 0.0) if centers is None else centers[f]
         delta[f], val = ccf_peak(cross, spec, center_px=ctr, radius_px=rad)
-        peak[f] = val / max(norm(mine, spec) * norm(ref, spec), 1e-30)
+        peak[f] = val / max((own[f] if own is not None else norm(mine, spec)) * norm(ref, spec), 1e-30)
     return delta, peak
 
 
@@ -162,7 +164,7 @@ def _progressive(spec: Spectra, *, radius: float) -> np.ndarray:
 
 def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "reference", bfactor_px2="auto",
                    max_shift_px: float | None = None, group: int = 1, max_iterations: int = 8,
-                   tol_px: float = 0.02, smoothing="auto", corrector=None, max_size: int = 1024,
+                   tol_px: float = 0.05, smoothing="auto", corrector=None, max_size: int = 1024,
                    lattice_guard: bool = True, pair_window: int | None = None, spectra: Spectra | None = None,
                    matched_filter: bool = True) -> DriftResult:
     """Global drift of a low-dose movie or STEM frame series.

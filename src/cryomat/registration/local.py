@@ -138,7 +138,7 @@ def estimate_local_motion(frames, drift, *, grid=(5, 5), overlap: float = 0.5, c
             sub = np.array(a[r:r + ph, c:c + pw], dtype=np.float32)
             sub -= sub.mean()
             sub *= win
-            data[p, f] = sfft.rfft2(sub, workers=2)[rows, :ncols]
+            data[p, f] = sfft.rfft2(sub, workers=1)[rows, :ncols]
             data[p, f, 0, 0] = 0
     herm = np.full(ncols, 2.0, np.float32)
     herm[0] = 1.0
