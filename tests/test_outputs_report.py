@@ -33,3 +33,14 @@ def test_scale_bar_length_in_nm():
     (line,) = ax[0, 0].lines
     x = line.get_xdata()
     assert x[1] - x[0] == 100.0  # 20 nm / 2 A per pixel
+
+
+def test_summary_table_links_to_sections(tmp_path):
+    r = Report("demo")
+    r.add_text("intro")
+    r.add_heading("Imaging", anchor="imaging")
+    r.insert_summary([{"name": "imaging", "title": "Imaging", "ok": True, "seconds": 1.5, "anchor": "imaging"},
+                      {"name": "x", "title": "X", "ok": False, "seconds": 0.1}], position=1, title="Steps")
+    html = r.render()
+    assert html.index("<h2>Steps</h2>") < html.index("<h2 id='imaging'>")  # table first, after the intro
+    assert "href='#imaging'" in html and "class='bad'>failed" in html and "class='ok'>ok" in html

@@ -46,6 +46,8 @@ def run(args) -> int:
         note=True)
     summary = {}
     failed = []
+    rows = []
+    n_intro = len(report.parts)
     for mod in mods:
         name = step_name(mod)
         status(f"demo: {name}: {mod.TITLE} ...")
@@ -55,13 +57,16 @@ def run(args) -> int:
         except Exception as exc:  # a failing step is reported, the others still run
             failed.append(name)
             summary[name] = {"error": f"{type(exc).__name__}: {exc}"}
-            report.add_heading(mod.TITLE)
+            rows.append({"name": name, "title": mod.TITLE, "ok": False,
+                         "seconds": round(time.perf_counter() - t0, 2), "anchor": name})
+            report.add_heading(mod.TITLE, anchor=name)
             report.add_text(f"This step failed: {type(exc).__name__}: {exc}", note=True)
             status("".join(traceback.format_exception_only(type(exc), exc)).strip())
             continue
         dt = time.perf_counter() - t0
         summary[name] = {**res.get("metrics", {}), "seconds": round(dt, 2)}
-        report.add_heading(mod.TITLE)
+        rows.append({"name": name, "title": mod.TITLE, "ok": True, "seconds": round(dt, 2), "anchor": name})
+        report.add_heading(mod.TITLE, anchor=name)
         if res.get("summary"):
             report.add_text(res["summary"])
         if res.get("figure"):
@@ -70,6 +75,7 @@ def run(args) -> int:
         if res.get("report"):
             report.add_link(f"{name}/{res['report']}", "Full report of this step")
         status(f"demo: {name}: done in {dt:.1f} s")
+    report.insert_summary(rows, position=n_intro, title="Steps")
     report.write(out.file("report.html"))
     out.write_results({"steps": summary, "failed_steps": failed})
     status(f"demo: report written to {out.path / 'report.html'}")

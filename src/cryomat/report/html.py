@@ -58,8 +58,24 @@ class Report:
         self.subtitle = subtitle
         self.parts: list[str] = []
 
-    def add_heading(self, text: str) -> None:
-        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+    def add_heading(self, text: str, *, anchor: str | None = None) -> None:
+        """A section heading; ``anchor`` gives it an id to link to (``#anchor``)."""
+        ident = f" id='{html.escape(anchor)}'" if anchor else ""
+        self.parts.append(f"<h2{ident}>{html.escape(text)}</h2>")
+
+    def insert_summary(self, rows: list[dict], *, position: int = 0, title: str = "Summary") -> None:
+        """Insert a table of ``{"name", "title", "ok", "seconds", "anchor"?}`` rows (a table of
+        contents with a green/red status) at ``position`` among the parts added so far."""
+        body = []
+        for r in rows:
+            name = html.escape(str(r.get("title") or r.get("name", "")))
+            if r.get("anchor"):
+                name = f"<a href='#{html.escape(r['anchor'])}'>{name}</a>"
+            status = "<span class='ok'>ok</span>" if r.get("ok") else "<span class='bad'>failed</span>"
+            body.append(f"<tr><td>{name}</td><td>{status}</td><td class='num'>{html.escape(_fmt(r.get('seconds')))}</td></tr>")
+        table = (f"<h2>{html.escape(title)}</h2><table><tr><th>step</th><th>status</th><th>seconds</th></tr>"
+                 + "".join(body) + "</table>")
+        self.parts.insert(position, table)
 
     def add_text(self, text: str, *, note: bool = False) -> None:
         body = html.escape(text)
