@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 TITLE = "Denoising without clean data: noise model, SURE-calibrated Wiener, validation by thinning"
-ORDER = 60
+ORDER = 40
 
 
 def run(out: Path, *, seed: int) -> dict:

@@ -80,7 +80,7 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
         warnings.append(f"correlated noise (lag-1 row {model.rho_row:.3f}, col {model.rho_col:.3f}; row/col offsets "
                         f"{model.row_offset_std:.3g}/{model.col_offset_std:.3g}): offsets removed, noise spectrum "
                         "modelled; the unsupervised MSE by thinning is not reported")
-    chosen = method
+    chosen = "fast" if method == "bm3d-compare" else method
     if method == "auto":
         chosen = ("n2n" if has_halves else "n2v") if (model_path or train_epochs) else "fast"
     details: dict = {}
@@ -180,6 +180,11 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
     validation["hallucination"] = hallucination_probes(xc, den, tile=tile_p)
     if not validation["hallucination"]["passed"]:
         warnings.append("hallucination probe flagged spectral peaks (see validation.hallucination)")
+    if "bm3d" in extra:
+        validation["bm3d_compare"] = {
+            "file": "denoised_bm3d.mrc",
+            "hallucination": hallucination_probes(xc, extra["bm3d"], tile=tile_p),
+            "residual": residual_stats(zr, anscombe(extra["bm3d"], gain=model.gain, intercept=model.intercept))}
     validation["warnings"] = warnings
     return DenoiseOutcome(denoised=den, method=chosen, noise_model=model, validation=validation,
                           details=details, extra_images=extra, curves=curves)
