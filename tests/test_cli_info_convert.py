@@ -148,3 +148,18 @@ def test_nested_quiet_command_does_not_silence_its_caller(tmp_path, capsys):
     assert not progress.is_quiet()  # a demo step calling main(["--quiet", ...]) leaves the demo's output on
     assert main(["convert", str(p), str(tmp_path / "c.tif")]) == 0
     assert "convert:" in capsys.readouterr().err
+
+
+def test_info_several_files_json_and_one_bad(tmp_path, capsys):
+    a, b = tmp_path / "a.mrc", tmp_path / "b.tif"
+    io.write_mrc(a, np.zeros((4, 6), np.float32), pixel_size=1.5)
+    io.write_tiff(b, np.zeros((3, 4, 6), np.float32), pixel_size=2.5)
+    assert main(["info", str(a), str(b), "--json"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert [d["shape"] for d in docs] == [[4, 6], [3, 4, 6]]
+    assert [d["pixel_size_A"] for d in docs] == pytest.approx([1.5, 2.5])
+    bad = tmp_path / "c.xyz"
+    bad.write_text("x")
+    assert main(["info", str(a), str(bad)]) == 2
+    cap = capsys.readouterr()
+    assert "1.5 A" in cap.out and cap.err.count("\n") == 1 and "c.xyz" in cap.err

@@ -10,8 +10,8 @@ HELP = "show shape, axes, pixel size (A) and acquisition metadata of an EM file 
 
 
 def add_arguments(p):
-    p.add_argument("file", help="EM file (MRC, TIFF, DM3/DM4, EMD, SER/EMI, HSPY, BCF, BLO, ZIP, ...) "
-                                "or a sidecar (.tlt, .rawtlt, .xf, .mdoc, _px-nm.mat)")
+    p.add_argument("file", nargs="+", help="EM file(s) (MRC, TIFF, DM3/DM4, EMD, SER/EMI, HSPY, BCF, BLO, ZIP, ...) "
+                                           "or sidecars (.tlt, .rawtlt, .xf, .mdoc, _px-nm.mat)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--signal", choices=["image", "spectrum", "eels", "eds"],
                    help="which dataset of a multi-dataset file (Velox EMD, BCF)")
@@ -32,23 +32,49 @@ def _print_lines(d: dict) -> None:
 
 
 def run(args) -> int:
-    from cryomat import io
-    from cryomat.io.readers import SIDECAR_EXT
+    import sys
+
+    from cryomat.errors import InputError
     from cryomat.outputs import to_jsonable
 
-    path = Path(args.file)
+    files = args.file if isinstance(args.file, list) else [args.file]
+    if len(files) == 1:
+        d = describe(files[0], signal=args.signal, index=args.index, member=args.member)
+        if args.json:
+            print(json.dumps(to_jsonable(d), indent=2))
+        else:
+            _print(d)
+        return 0
+    docs, bad = [], 0
+    for f in files:  # several files: describe each; a bad one is one line on stderr, the rest go on
+        try:
+            docs.append(describe(f, signal=args.signal, index=args.index, member=args.member))
+        except (InputError, ValueError, OSError) as exc:
+            bad += 1
+            print(f"cryomat info: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(to_jsonable(docs), indent=2))
+    else:
+        for i, d in enumerate(docs):
+            if i:
+                print()
+            _print(d)
+    return 2 if bad else 0
+
+
+def describe(file, *, signal=None, index=None, member=None) -> dict:
+    """What ``cryomat info`` reports about one file (an EM file or a sidecar), JSON-ready."""
+    from cryomat import io
+    from cryomat.io.readers import SIDECAR_EXT
+
+    path = Path(file)
     if path.suffix.lower() in SIDECAR_EXT:
         if not path.is_file():
             from cryomat.errors import InputError
 
             raise InputError("no such file", path=path)
-        d = io.describe_sidecar(path)
-        if args.json:
-            print(json.dumps(to_jsonable(d), indent=2))
-        else:
-            _print_lines(d)
-        return 0
-    img = io.read(path, signal=args.signal, index=args.index, member=args.member)
+        return {"sidecar": True, **io.describe_sidecar(path)}
+    img = io.read(path, signal=signal, index=index, member=member)
     d = img.describe()
     n = img.original_metadata.get("n_datasets")
     if n and n > 1:
@@ -59,9 +85,13 @@ def run(args) -> int:
             d["datasets"] = list_datasets(str(path))
     if img.original_metadata.get("calibration_note"):
         d["calibration_note"] = img.original_metadata["calibration_note"]
-    if args.json:
-        print(json.dumps(to_jsonable(d), indent=2))
-        return 0
+    return d
+
+
+def _print(d: dict) -> None:
+    if d.get("sidecar"):
+        _print_lines({k: v for k, v in d.items() if k != "sidecar"})
+        return
     print(f"file:        {d['source']}")
     print(f"kind:        {d['signal']}")
     print(f"shape:       {' x '.join(map(str, d['shape']))}  ({', '.join(d['axes'])})")
@@ -80,4 +110,3 @@ def run(args) -> int:
         print(f"{k + ':':13s}{v}")
     for ds in d.get("datasets", []):
         print(f"  dataset {ds['index']:2d}: {ds['kind']:11s} {' x '.join(map(str, ds['shape'])):18s} {ds['title']}")
-    return 0
