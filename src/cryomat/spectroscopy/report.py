@@ -123,7 +123,10 @@ def write_outputs(od, spec, *, elements=None, lines=None, kfactors=None, fwhm_mn
                "names": res.names, "factor_source": res.factor_source, "assumptions": res.assumptions,
                "windows_eV": res.windows,
                "composition_at_pct": res.total_percent, "composition_sigma_at_pct": res.total_sigma,
-               "factors": res.factors, "net_counts": {n: float(np.sum(res.intensity[i])) for i, n in enumerate(res.names)}}
+               "factors": res.factors,
+               "factor_unit": ("Cliff-Lorimer k-factor (weight fractions, dimensionless)" if res.kind == "EDS"
+                               else "partial cross-section sigma(beta, Delta) in barn"),
+               "net_counts": {n: float(np.sum(res.intensity[i])) for i, n in enumerate(res.names)}}
     if denoise_info:
         results["denoise"] = denoise_info
     if res.kind == "EDS":
