@@ -38,3 +38,10 @@ def real():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_report_header(config):
+    d = real_data_dir()
+    state = "found" if d.is_dir() else "MISSING"
+    req = " (required: CRYOMAT_REQUIRE_REAL_DATA=1)" if os.environ.get("CRYOMAT_REQUIRE_REAL_DATA") == "1" else ""
+    return f"cryomat real data: {d} [{state}]{req}"
