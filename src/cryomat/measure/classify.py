@@ -25,6 +25,10 @@ import numpy as np
 import pandas as pd
 
 FEATURES = ("log_equivalent_diameter", "circularity", "log_aspect_ratio", "feret_ratio", "solidity", "convexity")
+#: features the unsupervised grouping uses when present: the most discriminating and least noisy
+#: at low dose (solidity, convexity and circularity mostly add boundary noise)
+CLUSTER_FEATURES = ("log_equivalent_diameter", "log_aspect_ratio", "feret_ratio", "harmonic4", "harmonic6",
+                    "rim_to_core_contrast")
 
 
 def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.DataFrame:
@@ -84,7 +88,7 @@ class Clustering:
 
 
 def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_range=(2, 7), seed: int = 0,
-                   n_bootstrap: int = 20) -> Clustering:
+                   n_bootstrap: int = 20, columns=None) -> Clustering:
     """Group particles by shape with a Gaussian mixture on standardised features.
 
     Parameters
@@ -93,10 +97,14 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
     n_classes : K, or ``"auto"`` (the K in ``k_range`` with the lowest BIC).
     seed : random seed (fits and bootstrap).
     n_bootstrap : bootstrap refits for the stability (ARI of each refit's labels on all rows).
+    columns : feature columns to use; default those of :data:`CLUSTER_FEATURES` that are present
+        (all columns if none is).
     """
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(features, dtype=float)
+    if columns is None:
+        columns = [c for c in CLUSTER_FEATURES if c in features.columns] or list(features.columns)
+    x = np.asarray(features[list(columns)], dtype=float)
     n = len(x)
     if n < 3:
         raise ValueError(f"need at least 3 particles to cluster, got {n}")
@@ -116,17 +124,19 @@ def _cluster(x, n_classes, k_range, seed, n_bootstrap) -> "Clustering":
     def fit(data, k, s, n_init=2):
         return GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=s, reg_covar=1e-3).fit(data)
 
+    n_init_ref = 4
+
     bic = {}
     if n_classes == "auto":
         lo, hi = k_range
         for k in range(lo, min(hi, n - 1) + 1):
-            bic[k] = float(fit(z, k, seed).bic(z))
+            bic[k] = float(fit(z, k, seed, n_init_ref).bic(z))
         k = min(bic, key=bic.get)
     else:
         k = int(n_classes)
         if not 1 <= k < n:
             raise ValueError(f"n_classes must be between 1 and {n - 1}, got {n_classes!r}")
-    ref = fit(z, k, seed)
+    ref = fit(z, k, seed, n_init_ref)
     labels = ref.predict(z)
     rng = np.random.default_rng(seed)
     aris = []

@@ -31,6 +31,7 @@ COLUMNS = ["label", "area_nm2", "equivalent_diameter_nm", "perimeter_nm", "circu
            "contrast", "rim_to_core_contrast"]
 
 CONTOUR_SIGMA_PX = 1.0
+PROFILE_SIGMA_PX = 1.0  # denoising of the intensity profile (rim/core contrast)
 
 
 def object_contour(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> np.ndarray:
@@ -147,7 +148,7 @@ def _intensity_profile(img: np.ndarray, lab: np.ndarray, sl, label: int, ring_px
     r0, r1 = max(sl[0].start - ring_px - 1, 0), min(sl[0].stop + ring_px + 1, lab.shape[0])
     c0, c1 = max(sl[1].start - ring_px - 1, 0), min(sl[1].stop + ring_px + 1, lab.shape[1])
     sub = lab[r0:r1, c0:c1]
-    im = img[r0:r1, c0:c1].astype(np.float64)
+    im = ndi.gaussian_filter(img[r0:r1, c0:c1].astype(np.float64), PROFILE_SIGMA_PX, mode="nearest")
     m = sub == label
     ring = ndi.binary_dilation(m, iterations=ring_px) & ~ndi.binary_dilation(m, iterations=1) & (sub == 0)
     if ring.sum() < 5:
