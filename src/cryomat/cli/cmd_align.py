@@ -210,6 +210,7 @@ def run(args) -> int:
         "smoothing_lambda": res.smoothing, "hot_or_defect_pixels": int(corr.defects.sum()) if corr.defects is not None else 0,
         "dose_weighted": sums.dose_weighted is not None, "dose_per_frame_e_per_A2": dose, "voltage_kV": voltage,
         "pre_exposure_e_per_A2": args.pre_exposure,
+        "lost_frames": res.extra.get("lost_frames", []),
     }
     if local is not None:
         qc.update(local.to_dict())

@@ -176,6 +176,10 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     until the largest update is below ``tol_px``; the trajectory is then smoothed.
     ``mode="all-pairs"``: see :func:`cryomat.registration.allpairs.estimate_drift_all_pairs`.
 
+    A frame whose normalised CCF peak falls below 0.35 of the median has lost its signal (it
+    locked onto noise); its shift is interpolated from its neighbours and it is listed in
+    ``result.extra["lost_frames"]``.
+
     Where the frames show a lattice (found from the drift-invariant mean power spectrum), shifts
     are tracked with continuity: the first trajectory is built frame by frame, each searched within
     0.45 lattice periods of its prediction, and the leave-one-out updates are kept within that
