@@ -108,3 +108,18 @@ def test_cli_columns_bad_input(tmp_path, capsys):
     np.save(bad, np.zeros((8, 8), np.float32))
     assert main(["columns", str(bad), "--out", str(tmp_path / "o"), "--pixel-size", "0.1"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_real_srtio3_images_identified_by_fft(real, tmp_path):
+    # atomap ADF (SrTiO3 [110]) and NCEM 16_STOimage (SrTiO3 [001], 80 kV): both must index as SrTiO3
+    # among look-alike cubic phases. The ADF calibration is good: the fitted scale (= measured /
+    # library lattice) is within 1 %. The NCEM file's own calibration is off by a few % (its FFT and
+    # columns both give a ~ 4.0 A, anisotropic: scan distortion); a STEM magnification calibration
+    # is typically good to ~5 %, which is the bound used there.
+    for rel, zone, tol in (("atomap/test_ADF_cropped.hdf5", [1, 1, 0], 0.01), ("openncem/16_STOimage.emi", [1, 0, 0], 0.05)):
+        out = tmp_path / zone.__str__().replace(" ", "")
+        assert main(["lattice", str(real(rel)), "--out", str(out), "--phases", "SrTiO3,Si,Au,Cu,Pt,LiF,Li2O",
+                     "--pixel-size-error", "0.05"]) == 0
+        best = json.loads((out / "results.json").read_text())["results"]["phases"][0]
+        assert best["name"] == "SrTiO3" and best["zone_axis"] == zone
+        assert abs(1 / best["scale_factor"] - 1) < tol

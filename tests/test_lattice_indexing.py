@@ -66,6 +66,8 @@ def test_simulated_image_with_pixel_size_error():
     pk = find_fft_peaks(img, pixel_size=0.2 * 1.03)
     r = identify_phases(pk, k_tol_per_A=1 / (384 * 0.2))
     assert r.phases[0]["name"] == "Li2O"
+    # the implied calibration (given pixel size x scale factor) is the true 0.2 A to 0.3 %
+    assert 0.2 * 1.03 * r.phases[0]["scale_factor"] == pytest.approx(0.2, rel=3e-3)
     # measured k are 3 % small, so s = 1/1.03; tolerance 0.3 %: spot refinement + cubic-cell fit
     assert r.phases[0]["scale_factor"] == pytest.approx(1 / 1.03, rel=3e-3)
 

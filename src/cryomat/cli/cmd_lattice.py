@@ -84,8 +84,9 @@ def run(args) -> int:
                "phases": pid.phases, "phase": pid.phases[0]["name"] if pid.phases else "unknown"}
     main = next((p for p in pid.phases if p["name"] not in ("ambiguous", "unknown")), None)
     if main is not None:
-        # the calibration implied by the identified phase: true pixel size = given / scale factor
-        results["pixel_size_implied_A"] = px / main["scale_factor"]
+        # the calibration implied by the identified phase: measured k = s x template k, so the
+        # true pixel size is the given one times s
+        results["pixel_size_implied_A"] = px * main["scale_factor"]
     rep = Report("Lattice analysis: phase identification", subtitle=str(args.image))
     rep.add_metrics({"pixel_size_A": px, "spots_found": len(table),
                      "phase": results["phase"], **({"pixel_size_implied_A": results["pixel_size_implied_A"]}

@@ -101,10 +101,12 @@ def _match(P, g, s, theta, mirror, k_tol, rel_tol):
         gg[:, 1] = -gg[:, 1]
     c, sn = math.cos(theta), math.sin(theta)
     Q = s * np.stack([c * gg[:, 0] - sn * gg[:, 1], sn * gg[:, 0] + c * gg[:, 1]], axis=1)
-    d = np.linalg.norm(P[:, None, :] - Q[None, :, :], axis=2)
-    j = np.argmin(d, axis=1)
-    dist = d[np.arange(len(P)), j]
-    tol = k_tol + rel_tol * np.linalg.norm(P, axis=1)
+    dr = P[:, None, 0] - Q[None, :, 0]
+    dc = P[:, None, 1] - Q[None, :, 1]
+    d2 = dr * dr + dc * dc
+    j = np.argmin(d2, axis=1)
+    dist = np.sqrt(d2[np.arange(len(P)), j])
+    tol = k_tol + rel_tol * np.hypot(P[:, 0], P[:, 1])
     return j, dist <= tol, gg, Q
 
 
@@ -192,7 +194,7 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
                         ratio = np.linalg.norm(pb) / la
                         alpha = _angle(pa, pb)
                         rg = glen / glen[i]
-                        beta = np.array([_angle(gg[i], x) for x in gg])
+                        beta = np.arctan2(gg[i, 0] * gg[:, 1] - gg[i, 1] * gg[:, 0], gg @ gg[i])
                         dang = np.degrees(np.abs((beta - alpha + np.pi) % (2 * np.pi) - np.pi))
                         okj = (np.abs(rg / ratio - 1) <= 2 * rel_tol + k_tol / la) & (dang <= angle_tol_deg)
                         if not okj.any():

@@ -100,7 +100,9 @@ def dtft_power(u: np.ndarray, k_rows: np.ndarray, k_cols: np.ndarray) -> np.ndar
     nr, nc = u.shape
     er = np.exp(-2j * np.pi * np.outer(k_rows, np.arange(nr)))
     ec = np.exp(-2j * np.pi * np.outer(np.arange(nc), k_cols))
-    return np.abs(er @ u @ ec) ** 2
+    # real image: two real matrix products instead of a complex one
+    left = (u @ ec.real) + 1j * (u @ ec.imag)  # (nr, n_cols)
+    return np.abs(er @ left) ** 2
 
 
 def refine_peak(u: np.ndarray, kr: float, kc: float, *, iterations: int = 3) -> tuple[float, float, float]:
@@ -126,6 +128,34 @@ def refine_peak(u: np.ndarray, kr: float, kc: float, *, iterations: int = 3) -> 
         best_p = float(p.max())
         step_r, step_c = step_r / 5.0, step_c / 5.0
     return kr, kc, best_p
+
+
+def refine_peaks(u: np.ndarray, kr: np.ndarray, kc: np.ndarray, *, iterations: int = 3):
+    """Batched :func:`refine_peak` for many spots: two large matrix products per iteration."""
+    nr, nc = u.shape
+    kr = np.asarray(kr, dtype=np.float64).copy()
+    kc = np.asarray(kc, dtype=np.float64).copy()
+    n = len(kr)
+    best = np.zeros(n)
+    step_r, step_c = 0.5 / nr, 0.5 / nc
+    offs = np.arange(-2, 3)
+    for _ in range(iterations):
+        gr = (kr[:, None] + offs[None, :] * step_r).ravel()  # (n*5,)
+        gc = (kc[:, None] + offs[None, :] * step_c).ravel()
+        ec = np.exp(-2j * np.pi * np.outer(np.arange(nc), gc))
+        left = (u @ ec.real) + 1j * (u @ ec.imag)  # (nr, n*5)
+        er = np.exp(-2j * np.pi * np.outer(gr, np.arange(nr)))  # (n*5, nr)
+        for i in range(n):
+            sl = slice(5 * i, 5 * i + 5)
+            p = np.abs(er[sl] @ left[:, sl]) ** 2
+            a, b = np.unravel_index(np.argmax(p), p.shape)
+            a, b = int(np.clip(a, 1, 3)), int(np.clip(b, 1, 3))
+            lp = np.log(p + 1e-300)
+            kr[i] = gr[5 * i + a] + _parabola(lp[a - 1, b], lp[a, b], lp[a + 1, b]) * step_r
+            kc[i] = gc[5 * i + b] + _parabola(lp[a, b - 1], lp[a, b], lp[a, b + 1]) * step_c
+            best[i] = p.max()
+        step_r, step_c = step_r / 5.0, step_c / 5.0
+    return kr, kc, best
 
 
 def _parabola(a: float, b: float, c: float) -> float:
@@ -200,7 +230,9 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
     lp = np.log(power + 1e-300)
     cand, s = cand[order], s[order]
     rows = []
-    for (i, j), sv in zip(cand, s):
+    if refine is True:
+        f_r, f_c, pks = refine_peaks(ur, (cand[:, 0] - nr // 2) / nr, (cand[:, 1] - nc // 2) / nc)
+    for n_, ((i, j), sv) in enumerate(zip(cand, s)):
         fr = (i - nr // 2) / nr
         fc = (j - nc // 2) / nc
         if refine == "parabola":
@@ -208,7 +240,7 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
             fc += _parabola(lp[i, (j - 1) % nc], lp[i, j], lp[i, (j + 1) % nc]) / nc
             pk = power[i, j]
         elif refine:
-            fr, fc, pk = refine_peak(ur, fr, fc)
+            fr, fc, pk = f_r[n_], f_c[n_], pks[n_]
         else:
             pk = power[i, j]
         kx, ky = fc / px, fr / px
