@@ -69,9 +69,30 @@ def _rfft_weights(shape) -> np.ndarray:
 
 def _loo_box(p: np.ndarray, size: int) -> np.ndarray:
     """Box mean of the periodogram around each frequency, excluding the frequency itself."""
-    s = ndimage.uniform_filter(p, size=size, mode=("wrap", "reflect"))
-    n = size * size
-    return (s * n - p) / (n - 1)
+    return _loo_boxes(p, (size,))[size]
+
+
+def _loo_boxes(p: np.ndarray, sizes) -> dict:
+    """Leave-one-out box means for several box sizes from one integral image.
+
+    The periodogram wraps across rows (negative row frequencies follow the positive ones) and is
+    mirrored across the first and last rfft columns, as ``ndimage.uniform_filter`` with modes
+    (``wrap``, ``reflect``) would treat it; each box then costs four array slices.
+    """
+    hmax = max(sizes) // 2
+    pp = np.pad(p, ((hmax, hmax), (0, 0)), mode="wrap")
+    pp = np.pad(pp, ((0, 0), (hmax, hmax)), mode="symmetric")
+    integ = np.zeros((pp.shape[0] + 1, pp.shape[1] + 1))
+    np.cumsum(np.cumsum(pp, axis=0, dtype=np.float64), axis=1, out=integ[1:, 1:])
+    n0, n1 = p.shape
+    out = {}
+    for b in sizes:
+        h = b // 2
+        r1, r0 = slice(hmax + h + 1, hmax + h + 1 + n0), slice(hmax - h, hmax - h + n0)
+        c1, c0 = slice(hmax + h + 1, hmax + h + 1 + n1), slice(hmax - h, hmax - h + n1)
+        bs = integ[r1, c1] - integ[r0, c1] - integ[r1, c0] + integ[r0, c0]
+        out[b] = ((bs - p) / (b * b - 1)).astype(p.dtype)
+    return out
 
 
 def wiener_sure(z, *, noise_power=None, boxes=_BOXES, betas=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
@@ -191,9 +212,9 @@ def _transfer(p, shape, choice: FilterChoice, nk):
         if choice.family == "wiener":
             s = np.maximum(_loo_box(p, choice.box_px) - nk, 0)
             if choice.protect_kappa:
-                s = np.maximum(s, _multibox({b: _loo_box(p, b) for b in _BOXES}, nk, choice.protect_kappa))
+                s = np.maximum(s, _multibox(_loo_boxes(p, _BOXES), nk, choice.protect_kappa))
         else:
-            s = _multibox({b: _loo_box(p, b) for b in _BOXES}, nk, choice.kappa)
+            s = _multibox(_loo_boxes(p, _BOXES), nk, choice.kappa)
         h = s / (s + choice.beta * nk)
         h[0, 0] = 1.0
     else:
