@@ -26,6 +26,8 @@ def add_arguments(p):
                    help="report each particle's distance to phase K (default: phase 1 when particles are another phase)")
     p.add_argument("--graph-phase", type=int, metavar="K", help="skeleton graph of phase K (graph.graphml)")
     p.add_argument("--min-voxels", type=positive_int, default=4, metavar="N", help="ignore components smaller than N voxels")
+    p.add_argument("--prune", type=nonneg_float, default=2.0, metavar="RATIO",
+                   help="graph: drop end branches shorter than RATIO x the local thickness (default 2)")
 
 
 def run(args) -> int:
@@ -111,7 +113,17 @@ def run(args) -> int:
         from cryomat.tomography.skeleton import skeleton_graph, write_graphml
 
         status("morph3d: skeleton graph")
-        sg = skeleton_graph(phase == args.graph_phase, voxel_size=vs, thickness=lt * (phase == args.graph_phase))
+        from scipy import ndimage as ndi
+
+        gm = phase == args.graph_phase
+        # segmentation specks (< 1 % of the largest piece) and enclosed holes would add false nodes
+        lab, nlab = ndi.label(gm)
+        if nlab > 1:
+            sizes = np.bincount(lab.ravel())[1:]
+            gm = np.isin(lab, 1 + np.nonzero(sizes >= max(0.01 * sizes.max(), args.min_voxels))[0])
+        gm = ndi.binary_fill_holes(gm)
+        sg = skeleton_graph(gm, voxel_size=vs, prune_ratio=args.prune,
+                            thickness=local_thickness(gm, voxel_size=vs) if args.labels is None else lt * gm)
         write_graphml(sg, od.file("graph.graphml"))
         od.write_csv("graph_nodes.csv", sg.nodes_frame().rename(columns={"thickness": "thickness_nm"}))
         od.write_csv("graph_edges.csv", sg.edges_frame().rename(columns={"length": "length_nm",
