@@ -188,7 +188,7 @@ def noise_power(model: "NoiseModel", shape, *, rfft: bool = True):
     return None
 
 
-def fit_mtf(x: np.ndarray, *, half_width: float = 0.08):
+def fit_mtf(x: np.ndarray, *, half_width: float = 0.06):
     """Fit P(k) = A MTF^2(k; a) + B to the periodogram in the signal-free high-frequency squares.
 
     Returns (a, A, B, relative residual); a from a grid of 40 values in [0.02, 8].
@@ -201,7 +201,7 @@ def fit_mtf(x: np.ndarray, *, half_width: float = 0.08):
     kr = np.abs(np.fft.fftfreq(x.shape[0]))[:, None]
     kc = np.fft.rfftfreq(x.shape[1])[None, :]
     sel = np.zeros(p.shape, bool)
-    for cr, cc in ((0.5, 0.5), (0.5, 0.3), (0.3, 0.5), (0.42, 0.42)):
+    for cr, cc in _SQUARES:
         sel |= (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
     ii, jj = np.nonzero(sel)
     y = p[ii, jj]
@@ -218,7 +218,7 @@ def fit_mtf(x: np.ndarray, *, half_width: float = 0.08):
     return best
 
 
-def _lag1_residual(x: np.ndarray, s2: float, rr: float, rc: float, *, half_width: float = 0.08) -> float:
+def _lag1_residual(x: np.ndarray, s2: float, rr: float, rc: float, *, half_width: float = 0.06) -> float:
     if max(x.shape) > 1024:
         r0, c0 = max(0, (x.shape[0] - 1024) // 2), max(0, (x.shape[1] - 1024) // 2)
         x = x[r0:r0 + 1024, c0:c0 + 1024]
@@ -227,7 +227,7 @@ def _lag1_residual(x: np.ndarray, s2: float, rr: float, rc: float, *, half_width
     kr = np.abs(np.fft.fftfreq(x.shape[0]))[:, None]
     kc = np.fft.rfftfreq(x.shape[1])[None, :]
     sel = np.zeros(p.shape, bool)
-    for cr, cc in ((0.5, 0.5), (0.5, 0.3), (0.3, 0.5), (0.42, 0.42)):
+    for cr, cc in _SQUARES:
         sel |= (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
     model = s2 * noise_power_shape(x.shape, rr, rc)
     return float(np.linalg.norm(p[sel] - model[sel]) / np.linalg.norm(p[sel]))
@@ -246,6 +246,12 @@ def _kernel_factor(rho_row: float, rho_col: float) -> float:
                  + 2 * rho_col * (k[:, 1:] * k[:, :-1]).sum())
 
 
+# centres of the high-frequency squares (cycles/px) used to fit the noise spectrum: all their
+# points lie at |k| >= 0.53 cycles/px, beyond the Nyquist circle, where images sampled at or finer
+# than their information limit carry no signal (square half-width 0.06)
+_SQUARES = ((0.5, 0.5), (0.5, 0.36), (0.36, 0.5), (0.46, 0.46))
+
+
 def corner_level(x: np.ndarray, *, half_width: float = 0.08) -> float:
     """Mean periodogram in the corner square around (0.5, 0.5) cycles/px (|k| >= 0.59): noise only.
 
@@ -261,12 +267,12 @@ def corner_level(x: np.ndarray, *, half_width: float = 0.08) -> float:
     return float(np.mean(np.abs(f[np.broadcast_to(m, f.shape)]) ** 2) / x.size)
 
 
-def fit_correlation(x: np.ndarray, *, half_width: float = 0.08, threshold: float = 0.04) -> tuple[float, float, float]:
+def fit_correlation(x: np.ndarray, *, half_width: float = 0.06, threshold: float = 0.04) -> tuple[float, float, float]:
     """Noise level and lag-1 correlations from the periodogram beyond the Nyquist circle.
 
     Fits N(k) = s2 (1 + 2 rho_row cos 2 pi k_row + 2 rho_col cos 2 pi k_col) to the mean periodogram
-    in three off-axis high-frequency squares around (0.5, 0.5), (0.5, 0.3) and (0.3, 0.5)
-    cycles/px, where images sampled at or finer than their information limit carry no signal.
+    in four off-axis high-frequency squares (``_SQUARES``, all beyond |k| = 0.53 cycles/px),
+    where images sampled at or finer than their information limit carry no signal.
     Correlations below ``threshold`` in magnitude are not significant at usual image sizes; then
     the white model (the mean level) is returned.
 
@@ -283,7 +289,7 @@ def fit_correlation(x: np.ndarray, *, half_width: float = 0.08, threshold: float
     kr = np.abs(np.fft.fftfreq(nr))[:, None]
     kc = np.fft.rfftfreq(nc)[None, :]
     rows, ys = [], []
-    for cr, cc in ((0.5, 0.5), (0.5, 0.3), (0.3, 0.5)):
+    for cr, cc in _SQUARES:
         m = (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
         ii, jj = np.nonzero(m)
         ar = np.cos(2 * np.pi * kr[ii, 0])
@@ -346,7 +352,9 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
     if not counting and (abs(rho_r) > correlation_threshold or abs(rho_c) > correlation_threshold):
         # a blur-like correlation: try the MTF-shaped spectrum, which extrapolates to low frequency
         a, amp, white, rel = fit_mtf(xc)
-        if amp > 0 and rel <= _lag1_residual(xc, s2, rho_r, rho_c):
+        s2_mtf = amp * float(_mtf2(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(64)[None, :], a).mean()) + white
+        # physical MTFs: a well inside the grid; the extrapolated level within 4x of the lag-1 one
+        if amp > 0 and 0.02 < a < 4.0 and s2_mtf < 4 * s2 and rel <= _lag1_residual(xc, s2, rho_r, rho_c):
             full = _mtf2(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(64)[None, :], a)
             s2 = amp * float(full.mean()) + white
             mtf_a, mtf_w = a, amp * float(full.mean()) / s2
