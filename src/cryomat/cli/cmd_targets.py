@@ -31,6 +31,9 @@ def add_arguments(p):
     p.add_argument("--min-objects", type=int, default=1, help="objects of the wanted kind a field must hold")
     p.add_argument("--min-size", type=positive_float, metavar="NM",
                    help="smallest object (equivalent diameter, nm; default 5 atlas pixels)")
+    p.add_argument("--polarity", choices=("auto", "dark", "bright"), default="auto",
+                   help="objects dark on bright (bright-field TEM) or bright on dark (HAADF/ADF-STEM, inverted "
+                        "before analysis); auto: bright when the file or its metadata says HAADF/ADF/STEM")
     p.add_argument("--reference", help="empty-beam image at the atlas dose (for absolute t/lambda)")
     p.add_argument("--max-thickness", type=positive_float, default=1.0, metavar="T/LAMBDA",
                    help="thickest film to image (t/lambda)")
@@ -61,6 +64,12 @@ def run(args) -> int:
 
     require_finite(data, path=args.atlas)
     px = img.require_pixel_size(args.pixel_size)
+    polarity = args.polarity if args.polarity != "auto" else _polarity_of(img, args.atlas)
+    if polarity == "bright":  # dark-field: mass-thickness is bright; invert so thick = dark as in TEM
+        lo, hi = np.percentile(data[:: max(1, data.shape[0] // 512), :: max(1, data.shape[1] // 512)], [0.1, 99.9])
+        data = (hi + lo - data).astype(np.float32)
+        if args.reference:
+            raise InputError("--reference is for bright-field atlases; a dark-field atlas has no empty-beam reference")
     nav = read_nav(args.nav) if args.nav else None
     if args.map_id is not None and nav is None:
         raise InputError("--map-id needs --nav")
@@ -105,7 +114,8 @@ def run(args) -> int:
     write_nav(out.file("targets.nav"), nav)
     out.write_csv("targets.csv", table)
     out.write_csv("objects.csv", analysis.objects)
-    out.write_mrc("thickness_t_over_lambda.mrc", analysis.film_t_over_lambda.astype(np.float32), pixel_size=px)
+    out.write_mrc("thickness_t_over_lambda.mrc", analysis.film_t_over_lambda.astype(np.float32),
+                  pixel_size=px * analysis.bin)
     out.save_figure("atlas_targets.png", atlas_figure(data, analysis, table, fov_px=fov_px, pixel_size=px))
     d = np.hypot(np.subtract.outer(table["row_px"].to_numpy(), table["row_px"].to_numpy()),
                  np.subtract.outer(table["col_px"].to_numpy(), table["col_px"].to_numpy()))
@@ -117,9 +127,18 @@ def run(args) -> int:
         "min_target_spacing_um": float(d.min() * px / 1e4) if len(table) > 1 else None,
         "reference_counts_per_px": analysis.reference_counts,
         "excluded_fraction": float(analysis.exclude.mean()),
-        "map_id": item.map_id, "flip_y": flip, "map_binning_of_atlas": binning,
+        "analysis_binning": analysis.bin, "segmented_fraction": analysis.segmented_fraction,
+        "polarity": polarity, "map_id": item.map_id, "flip_y": flip, "map_binning_of_atlas": binning,
     }
     write_targets_report(out, results, table)
     out.write_results(results)
     status(f"targets: {len(table)} targets written to {out.file('targets.csv')}")
     return 0
+
+
+def _polarity_of(img, path) -> str:
+    """``bright`` when the file name or metadata names a dark-field STEM detector (HAADF, ADF, DF2, DF4), else ``dark``."""
+    import re
+
+    text = f"{path} {img.signal} {str(img.original_metadata)[:200000]}"
+    return "bright" if re.search(r"HAADF|\bADF\b|\bDF[24]\b", text, flags=re.I) else "dark"

@@ -26,20 +26,23 @@ def thickness_map(image, *, reference_counts: float, smooth_px: float = 2.0) -> 
     """t/lambda = ln(I0 / I) per pixel, smoothed by ``smooth_px`` (Gaussian sigma, px)."""
     if reference_counts <= 0:
         raise ValueError(f"reference_counts must be positive, got {reference_counts!r}")
-    sm = ndi.gaussian_filter(np.asarray(image, np.float64), smooth_px)
+    sm = np.asarray(image, np.float64)
+    if smooth_px > 0:
+        sm = ndi.gaussian_filter(sm, smooth_px)
     return np.log(reference_counts / np.clip(sm, 1e-3 * reference_counts, None))
 
 
 def exclusion_mask(t_over_lambda, *, max_t_over_lambda: float = 2.0, border_px: int = 0,
-                   grow_px: int = 2) -> np.ndarray:
-    """True where no target may lie: opaque or far too thick (bars, contamination) and the border."""
+                   grow_px: int = 2, min_area_px: float = 30) -> np.ndarray:
+    """True where no target may lie: opaque or far too thick (bars, contamination; connected areas
+    of at least ``min_area_px`` pixels) and the border."""
     bad = np.asarray(t_over_lambda) > max_t_over_lambda
     # contamination and bars are large: drop isolated dense particles from the mask
     lab, n = ndi.label(bad)
     if n:
         sizes = ndi.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
         big = np.zeros(n + 1, bool)
-        big[1:] = sizes >= 30
+        big[1:] = sizes >= min_area_px
         bad = big[lab]
     if grow_px:
         bad = ndi.binary_dilation(bad, iterations=grow_px)
@@ -59,6 +62,30 @@ def background_thickness(t_over_lambda, exclude, *, scale_px: float) -> np.ndarr
     med = ndi.median_filter(coarse, size=max(3, int(scale_px / small)))
     zoom = (t.shape[0] / med.shape[0], t.shape[1] / med.shape[1])
     return ndi.zoom(med, zoom, order=1)[: t.shape[0], : t.shape[1]]
+
+
+def block_mean(image, factor: int) -> np.ndarray:
+    """Mean over ``factor`` x ``factor`` pixel blocks (float32); a ragged last row/column of blocks
+    averages the pixels it has."""
+    a = np.asarray(image, np.float32)
+    if factor <= 1:
+        return a
+    nr, nc = -(-a.shape[0] // factor), -(-a.shape[1] // factor)
+    pr, pc = nr * factor - a.shape[0], nc * factor - a.shape[1]
+    if pr or pc:
+        a = np.pad(a, ((0, pr), (0, pc)), mode="edge")
+    return a.reshape(nr, factor, nc, factor).mean(axis=(1, 3), dtype=np.float32)
+
+
+def excess_mass(t_over_lambda, film_t_over_lambda, exclude, *, n_sigma: float = 3.0) -> np.ndarray:
+    """Thickness above the film beyond ``n_sigma`` x the robust noise (t/lambda per pixel): a cheap
+    proxy of where dense objects lie, used to decide which areas to segment."""
+    ex = np.asarray(t_over_lambda) - np.asarray(film_t_over_lambda)
+    vals = ex[~exclude] if (~exclude).any() else ex.ravel()
+    vals = vals[:: max(1, vals.size // 200_000)]
+    med = np.median(vals)
+    sigma = 1.4826 * np.median(np.abs(vals - med))
+    return np.where(exclude, 0.0, np.clip(ex - med - n_sigma * sigma, 0, None))
 
 
 def edge_map(t_over_lambda, *, sigma_px: float = 3.0) -> np.ndarray:

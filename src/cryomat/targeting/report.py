@@ -11,20 +11,31 @@ def atlas_figure(image, analysis, table, *, fov_px: float, pixel_size: float):
 
     from cryomat.report.figures import new_figure, show_image
 
+    from cryomat.targeting.features import block_mean
+
     fig, axes = new_figure(1, 1, size=8)
     ax = axes[0, 0]
-    show_image(ax, image, pixel_size=pixel_size, title="targets (numbered), excluded areas (red)")
-    ov = np.zeros(image.shape + (4,))
+    b = getattr(analysis, "bin", 1)  # large atlases are shown on the analysis grid
+    shown = block_mean(image, b) if b > 1 else image
+    show_image(ax, shown, pixel_size=pixel_size * b, title="targets (numbered), excluded areas (red)")
+    ov = np.zeros(analysis.exclude.shape + (4,), np.float32)
     ov[analysis.exclude] = (1, 0, 0, 0.25)
     ax.imshow(ov)
+    if len(analysis.area_order) > 1:  # the tiles that were segmented (objects are known there)
+        for t in analysis.segmented:
+            r0, r1, c0, c1 = analysis.core_box(t)
+            ax.add_patch(Rectangle((c0 / b - 0.5, r0 / b - 0.5), (c1 - c0) / b, (r1 - r0) / b, fill=False,
+                                   ec="cyan", lw=0.4, ls=":"))
+    fov_px = fov_px / b
     objs = analysis.objects
     colours = {"round": "#1f77b4", "elongated": "#ff7f0e", "irregular": "#9467bd"}
     for m, c in colours.items():
         sel = objs[objs["morphology"] == m] if len(objs) else objs
         if len(sel):
-            ax.scatter(sel["centroid_col_px"], sel["centroid_row_px"], s=4, c=c, label=m, linewidths=0)
+            ax.scatter((sel["centroid_col_px"] - (b - 1) / 2) / b, (sel["centroid_row_px"] - (b - 1) / 2) / b,
+                       s=4 if b == 1 else 1, c=c, label=m, linewidths=0)
     for _, t in table.iterrows():
-        r, c = t["row_px"], t["col_px"]
+        r, c = (t["row_px"] - (b - 1) / 2) / b, (t["col_px"] - (b - 1) / 2) / b
         ax.add_patch(Rectangle((c - fov_px / 2, r - fov_px / 2), fov_px, fov_px, fill=False, ec="lime", lw=1.2))
         ax.add_patch(Circle((c, r), fov_px / np.sqrt(2), fill=False, ec="yellow", lw=0.6, ls="--"))
         ax.text(c, r - fov_px / 2 - 2, str(int(t["target"])), color="lime", ha="center", va="bottom", fontsize=8)
