@@ -6,7 +6,7 @@ size); each match fixes a similarity transform (one global scale factor s and an
 rotation, optionally mirrored for the opposite beam direction), which is refined by least
 squares on all matched spots. A hypothesis is scored by
 
-    score = E x sqrt(R) x exp(-(ln s)^2 / (2 sigma_s^2)),
+    score = E x R x exp(-(ln s)^2 / (2 sigma_s^2)),
 
 E the SNR-weighted fraction of observed spots it explains, R the |F|^2-weighted fraction of the
 template spots in the observed frequency range that are found (so ice Ih is penalised when its
@@ -140,7 +140,7 @@ def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_
     wv = wg * vis
     recall = float(wv[found & inrange].sum() / max(wv[inrange].sum(), 1e-12))
     prior = math.exp(-0.5 * (math.log(s) / sigma_s) ** 2)
-    score = explained * math.sqrt(recall) * prior
+    score = explained * recall * prior
     return score, explained, recall, s, theta, j, ok
 
 
