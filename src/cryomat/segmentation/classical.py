@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 EDGE_FRACTIONS = tuple(np.round(np.arange(0.15, 0.76, 0.05), 2))
-DOME_SHIFT = 0.3
+DOME_SHIFT = 0.45
 SPLIT_SIGMA_MIN = 0.7
 BOUNDARY_SMOOTH_PX = 1.5
 SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
