@@ -352,7 +352,9 @@ def _run_net(net, x: np.ndarray, tile: int | None, overlap: int = 32) -> np.ndar
 
     if not tile or tile >= max(h, w):
         return fwd(x)
-    tile = max(int(tile), 2 * overlap + mult)
+    tile = max(int(tile), 16)
+    if tile < 3 * overlap:  # small tiles: a quarter of the tile as overlap, so that half of it is kept
+        overlap = tile // 4
     core = tile - 2 * overlap
     xp = np.pad(x, ((0, 0), (overlap, overlap + core), (overlap, overlap + core)), mode="reflect")
     out = np.zeros((h, w), np.float32)
@@ -370,7 +372,8 @@ def predict(model: DenoiseNet, image, *, tile: int | None = None, noise_model: N
 
     For an ``n2n`` model, ``image`` is one half and the output estimates the expectation of the other
     half; pass ``odd`` as well (``image`` = even) to get the full-dose estimate pred(even) + pred(odd).
-    ``tile`` (px): overlapping tiles, 32-px borders discarded, one global normalisation.
+    ``tile`` (px): overlapping tiles, 32-px borders discarded (a quarter of the tile below 96 px), one
+    global normalisation.
     """
     x = np.asarray(image, dtype=np.float64)
     if model.kind == "n2v":
