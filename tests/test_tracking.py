@@ -76,47 +76,45 @@ def growth_run():
     return crystals, pd.DataFrame(truth_tracks), tracks, ev, lab, labels
 
 
+def _truth_crystal(truth, track_rows):
+    """The simulated crystal a track follows: majority vote of the nearest true centre per frame."""
+    votes = []
+    for r in track_rows.itertuples():
+        cand = truth[truth.frame == r.frame]
+        if len(cand):
+            votes.append(int(cand.crystal.iloc[int(np.argmin(np.hypot(cand.row_px - r.row_px, cand.col_px - r.col_px)))]))
+    return int(np.bincount(votes).argmax())
+
+
 def test_growth_rates_against_truth(growth_run):
     crystals, truth, tracks, ev, lab, _ = growth_run
     g = growth_table(tracks, ev, min_frames=10, pixel_size=5.0)
-    assert len(g) >= 4
+    assert len(g) >= 6
     errs_maj, errs_min, errs_an = [], [], []
     for row in g.itertuples():
-        last = tracks[tracks.track == row.track].iloc[-1]
-        cand = truth[truth.frame == last.frame]
-        c = crystals[int(cand.iloc[int(np.argmin(np.hypot(cand.row_px - last.row_px, cand.col_px - last.col_px)))].crystal)]
+        c = crystals[_truth_crystal(truth, tracks[tracks.track == row.track])]
         errs_maj.append(row.major_rate_nm_per_s / (2 * c["va_px_s"] * 0.5) - 1)
         errs_min.append(row.minor_rate_nm_per_s / (2 * c["vb_px_s"] * 0.5) - 1)
         errs_an.append(row.anisotropy_ratio / c["anisotropy"] - 1)
-    # measured on this simulator: median |error| ~4% per axis, anisotropy within 10% (issue: 5% / 10%);
-    # the median is bounded at 8% and the anisotropy at 15% to leave room for segmentation edge noise
-    assert np.median(np.abs(errs_maj)) < 0.08 and np.median(np.abs(errs_min)) < 0.08
-    assert np.median(np.abs(errs_an)) < 0.15
+    # measured on this series (seed 0, 8 fits of 10-16 frames): median |error| 3.7% (major), 7.8% (minor),
+    # anisotropy 6%; over seeds 0-3 the medians are 1-4% (major) and 4-8% (minor). The minor axis grows
+    # only ~4-8 px over a track, so +-1 px mask edge noise limits it; bounds leave ~2 points of margin
+    assert np.median(np.abs(errs_maj)) < 0.06 and np.median(np.abs(errs_min)) < 0.10
+    assert np.median(np.abs(errs_an)) < 0.10
 
 
 def test_mask_tracking_hota(growth_run):
+    from cryomat.tracking.metrics import mask_tracking_scores
+
     crystals, truth, tracks, ev, lab, true_labels = growth_run
-    gt_ids, pr_ids, sims = [], [], []
-    key = {(int(f), int(lb)): int(t) for f, lb, t in zip(tracks["frame"], tracks["label"], tracks["track"])}
-    for f in range(len(lab)):
-        g = np.unique(true_labels[f][true_labels[f] > 0])
-        p = np.unique(lab[f][lab[f] > 0])
-        s = np.zeros((len(g), len(p)))
-        for i, gi in enumerate(g):
-            gm = true_labels[f] == gi
-            for j, pj in enumerate(p):
-                pm = lab[f] == pj
-                inter = (gm & pm).sum()
-                if inter:
-                    s[i, j] = inter / (gm | pm).sum()
-        gt_ids.append(g)
-        pr_ids.append(np.array([key[(f, int(x))] for x in p]))
-        sims.append(s)
-    h = hota(gt_ids, pr_ids, sims)
-    # measured 0.75 (DetA 0.74, AssA 0.76) on this series; the issue asks 0.85. Few-pixel nuclei that
-    # the segmentation cannot see yet lower DetA, and merged crystals share one truth label; the
-    # bound guards against regressions while that gap is open
-    assert h["HOTA"] >= 0.70 and h["AssA"] >= 0.70
+    h = mask_tracking_scores(true_labels, lab, tracks)
+    # measured HOTA 0.895 (DetA 0.892, AssA 0.899), 0 identity switches, 100% mostly tracked on this
+    # series; 0.86-0.90 over seeds 0-3 (issue: HOTA >= 0.85, MT >= 90%). DetA is bounded by the mask IoU
+    # (median 0.91: edges of a blurred, noisy ellipse) and by the 2% of frames where a crystal is out of
+    # contrast (truth keeps it). One switch is allowed: two crystals whose blurred masks touch a frame
+    # before they coalesce in the truth become one object
+    assert h["HOTA"] >= 0.85 and h["AssA"] >= 0.85 and h["DetA"] >= 0.85
+    assert h["id_switches"] <= 1 and h["mostly_tracked"] >= 0.9
 
 
 def test_cli_track_and_bad_input(tmp_path, capsys):

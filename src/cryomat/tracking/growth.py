@@ -81,12 +81,16 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = True) -> dict:
 
 
 def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, min_frames: int = 5,
-                 min_area_px: float = 30.0, pixel_size: float | None = None) -> pd.DataFrame:
+                 min_area_px: float = 30.0, pixel_size: float | None = None,
+                 min_solidity: float = 0.9) -> pd.DataFrame:
     """One row per track with at least ``min_frames`` usable detections.
 
     A track that absorbed others in a merge is used only before the merge (after it, the mask
     is an aggregate, not one crystal). Detections smaller than ``min_area_px`` (needs
-    ``pixel_size`` in A) are skipped: their edges are too uncertain for a rate.
+    ``pixel_size`` in A) are skipped: their edges are too uncertain for a rate. Detections
+    with ``solidity`` below ``min_solidity`` are skipped too: a crystal is convex, so a concave
+    mask is a crystal touching a neighbour (or a texture blob), whose Feret axes are not the
+    crystal's.
     """
     rows = []
     cut = {}
@@ -104,6 +108,8 @@ def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, mi
             g = g[g["frame"] < cut[int(tid)]]
         if pixel_size is not None and "area_nm2" in g:
             g = g[g["area_nm2"] >= min_area_px * (pixel_size / 10.0) ** 2]
+        if "solidity" in g and min_solidity:
+            g = g[~(g["solidity"] < min_solidity)]
         if len(g) < min_frames:
             continue
         r = fit_growth(g["time_s"].to_numpy(), g["major_axis_nm"].to_numpy(), g["minor_axis_nm"].to_numpy())

@@ -57,7 +57,7 @@ def hota(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame, *, alphas=np.arange(
 
     Returns
     -------
-    ``{"HOTA", "DetA", "AssA", "LocA"}`` averaged over the localisation thresholds ``alphas``.
+    ``{"HOTA", "DetA", "AssA"}`` averaged over the localisation thresholds ``alphas``.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -99,3 +99,53 @@ def hota(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame, *, alphas=np.arange(
         res["HOTA"].append(np.sqrt(det_a * ass_a))
         del g_tot, p_tot
     return {k: float(np.mean(v)) for k, v in res.items()}
+
+
+def _iou_matrix(g: np.ndarray, p: np.ndarray):
+    """Ids of the true and predicted instances of one frame and their (n_g, n_p) mask IoU."""
+    gi, ga = np.unique(g[g > 0], return_counts=True)
+    pi, pa = np.unique(p[p > 0], return_counts=True)
+    s = np.zeros((len(gi), len(pi)))
+    both = (g > 0) & (p > 0)
+    if both.any():
+        pairs, cnt = np.unique(np.stack([g[both], p[both]]), axis=1, return_counts=True)
+        i, j = np.searchsorted(gi, pairs[0]), np.searchsorted(pi, pairs[1])
+        s[i, j] = cnt / (ga[i] + pa[j] - cnt)
+    return gi, pi, s
+
+
+def mask_tracking_scores(true_labels, pred_labels, tracks: pd.DataFrame, *, match_iou: float = 0.5) -> dict:
+    """HOTA, identity switches and mostly-tracked fraction of a mask tracker against truth masks.
+
+    ``true_labels``/``pred_labels``: (T, H, W) instance labels; ``tracks``: rows ``frame``,
+    ``label`` (of ``pred_labels``), ``track``. HOTA uses mask IoU as similarity. Identity
+    switches (CLEAR MOT, Bernardin & Stiefelhagen 2008, doi:10.1155/2008/246309): a true object's
+    matched track (IoU >= ``match_iou``, Hungarian per frame) changes between matched frames.
+    Mostly tracked: matched in >= 80% of the frames the true object exists.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    key = {(int(f), int(lb)): int(t) for f, lb, t in zip(tracks["frame"], tracks["label"], tracks["track"])}
+    gt_ids, pr_ids, sims, rows = [], [], [], []
+    for f in range(len(true_labels)):
+        g, p, s = _iou_matrix(np.asarray(true_labels[f]), np.asarray(pred_labels[f]))
+        pid = np.array([key.get((f, int(x)), -1 - int(x)) for x in p], np.int64)
+        gt_ids.append(g)
+        pr_ids.append(pid)
+        sims.append(s)
+        if len(g) and len(p):
+            r, c = linear_sum_assignment(-s)
+            ok = s[r, c] >= match_iou
+            rows += [(f, int(g[i]), int(pid[j])) for i, j in zip(r[ok], c[ok])]
+    out = hota(gt_ids, pr_ids, sims)
+    m = pd.DataFrame(rows, columns=["f", "g", "p"]).sort_values(["g", "f"])
+    life = pd.Series(np.concatenate(gt_ids) if gt_ids else []).value_counts()
+    sw = mt = 0
+    for gid, n in life.items():
+        p = m.loc[m["g"] == gid, "p"].to_numpy()
+        sw += int((p[1:] != p[:-1]).sum())
+        mt += int(len(p) >= 0.8 * n)
+    n_true = int(len(life))
+    out.update({"id_switches": sw, "id_switch_fraction_of_tracks": sw / max(n_true, 1),
+                "mostly_tracked": mt / max(n_true, 1), "true_tracks": n_true})
+    return out

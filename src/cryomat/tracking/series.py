@@ -16,38 +16,80 @@ from cryomat.progress import progress
 from cryomat.tracking.linking import link
 
 
-def _contrast_filter(lab: np.ndarray, img: np.ndarray, table: pd.DataFrame, min_sigma: float):
-    """Drop objects whose mean intensity differs from the film by less than ``min_sigma`` times the
-    film's own fluctuation (noise plus amorphous texture, MAD of the 1-px-smoothed background)."""
+def refine_objects(lab: np.ndarray, img: np.ndarray, *, min_sigma: float = 6.0, polarity: str = "auto",
+                   edge_fraction: float = 0.5, min_area_px: int = 4) -> np.ndarray:
+    """Crystal masks from a segmentation whose objects may include blobs of film texture.
+
+    The segmentation's hysteresis can join a crystal to neighbouring texture blobs (or return
+    texture blobs alone); both would break tracks and bias sizes. Here the relative contrast
+    ``y`` (positive on objects, :func:`cryomat.segmentation.classical.relative_contrast`) is
+    smoothed by 1 px and compared with the film's own fluctuation ``s`` (noise plus texture:
+    MAD of the smoothed contrast over the background). Inside each segmented object (grown by
+    2 px), pixels above ``edge_fraction`` of the object's peak contrast form the crystal, then
+    each resulting part is cut once more at ``edge_fraction`` of its own peak (half maximum:
+    the edge of a blurred step, unbiased for any size larger than the blur). Parts whose peak is
+    below ``min_sigma * s`` or smaller than ``min_area_px`` are dropped.
+
+    Returns relabelled instances (int32, 1..N).
+    """
     from scipy import ndimage as ndi
 
-    if table.empty or not min_sigma:
-        return lab, table
-    bg = lab == 0
+    from cryomat.segmentation.classical import relative_contrast
+
+    fg = lab > 0
+    out = np.zeros(lab.shape, np.int32)
+    if not fg.any():
+        return out
+    y, _ = relative_contrast(img, polarity=polarity, mask=fg)
+    ys = ndi.gaussian_filter(y.astype(np.float64), 1.0)
+    bg = ~ndi.binary_dilation(fg, iterations=2)
     if bg.sum() < 100:
-        return lab, table
-    med = float(np.median(img[bg]))
-    sm = ndi.gaussian_filter(img.astype(np.float64), 1.0)[bg]
-    spread = 1.4826 * float(np.median(np.abs(sm - np.median(sm)))) + 1e-12
-    contrast = np.abs(table["mean_intensity"].to_numpy() - med) / spread
-    keep = contrast >= min_sigma
-    if keep.all():
-        return lab, table
-    lut = np.zeros(int(lab.max()) + 1, np.int32)
-    kept_labels = table["label"].to_numpy()[keep]
-    lut[kept_labels] = np.arange(1, keep.sum() + 1)
-    table = table[keep].copy()
-    table["label"] = np.arange(1, keep.sum() + 1)
-    return lut[lab], table.reset_index(drop=True)
+        bg = ~fg
+    base = float(np.median(ys[bg])) if bg.any() else 0.0
+    ys -= base
+    spread = 1.4826 * float(np.median(np.abs(ys[bg]))) + 1e-12 if bg.any() else 1e-12
+    support = ndi.binary_dilation(fg, iterations=2)
+    floor = 2.0 * spread
+    comps, n = ndi.label(support & (ys >= floor))
+    nxt = 1
+    for k, sl in enumerate(ndi.find_objects(comps), start=1):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in sl)
+        m = comps[sl] == k
+        v = ys[sl]
+        peak = float(np.percentile(v[m], 95))
+        if v[m].max() < min_sigma * spread:
+            continue
+        parts, npart = ndi.label(m & (v >= max(edge_fraction * peak, floor)))
+        for j in range(1, npart + 1):
+            pm = parts == j
+            own = float(np.percentile(v[pm], 95)) if pm.sum() > 10 else float(v[pm].max())
+            if v[pm].max() < min_sigma * spread:
+                continue
+            cut = m & (v >= max(edge_fraction * own, floor))
+            sub, nsub = ndi.label(cut)
+            # keep the piece(s) of this part's region: those overlapping it
+            for q in np.unique(sub[pm & (sub > 0)]):
+                qm = sub == q
+                if qm.sum() < min_area_px or v[qm].max() < min_sigma * spread:
+                    continue
+                tgt = out[sl]
+                free = qm & (tgt == 0)
+                if free.sum() >= min_area_px:
+                    tgt[free] = nxt
+                    nxt += 1
+    return out
 
 
 def detect_series(frames, *, pixel_size: float, dose_e_per_A2: float | None = None, polarity: str = "auto",
-                  min_size_nm: float | None = None, split_touching: bool = False, min_contrast_sigma: float = 4.0):
+                  min_size_nm: float | None = None, split_touching: bool = False, min_contrast_sigma: float = 6.0):
     """Segment and measure every frame. Returns (detections table, labels (T, H, W) int32).
 
-    ``min_contrast_sigma``: objects must differ from the film by this many film fluctuations
-    (removes blobs of amorphous texture that the segmentation rightly finds but that are not
-    crystals); 0 keeps everything.
+    ``min_contrast_sigma``: masks are re-cut at half their own peak contrast and kept only where
+    that peak exceeds this many film fluctuations (:func:`refine_objects`: removes blobs of
+    amorphous texture, which the segmentation rightly finds but which are not crystals, and
+    detaches crystals from texture they were joined to); 0 keeps the segmentation as it is.
     """
     from cryomat.measure import particle_table
     from cryomat.segmentation import segment_particles
@@ -58,8 +100,9 @@ def detect_series(frames, *, pixel_size: float, dose_e_per_A2: float | None = No
         img = np.asarray(frames[f], dtype=np.float32)
         lab = segment_particles(img, pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, polarity=polarity,
                                 min_size_nm=min_size_nm, split_touching=split_touching)
+        if min_contrast_sigma:
+            lab = refine_objects(lab, img, min_sigma=min_contrast_sigma, polarity=polarity)
         t = particle_table(lab, img, pixel_size=pixel_size)
-        lab, t = _contrast_filter(lab, img, t, min_contrast_sigma)
         labels[f] = lab
         t.insert(0, "frame", f)
         tables.append(t)
@@ -132,7 +175,7 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
         raise ValueError(f"{len(times)} frame times given for {n} frames")
     if det.empty:
         cols = ["track", "frame", "time_s", "row_px", "col_px", "area_nm2", "major_axis_nm", "minor_axis_nm",
-                "orientation_deg", "label", "drift_row_px", "drift_col_px"]
+                "orientation_deg", "solidity", "label", "drift_row_px", "drift_col_px"]
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=["event", "frame", "tracks", "into_track"]), labels
     if search_range_nm is None:
         # default: half the median object size plus the allowance for drift residuals
@@ -143,5 +186,5 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
     tracks["time_s"] = times[tracks["frame"].to_numpy()]
     events = find_events(tracks, labels)
     cols = ["track", "frame", "time_s", "row_px", "col_px", "area_nm2", "major_axis_nm", "minor_axis_nm",
-            "orientation_deg", "label", "drift_row_px", "drift_col_px"]
+            "orientation_deg", "solidity", "label", "drift_row_px", "drift_col_px"]
     return tracks[cols].sort_values(["track", "frame"]).reset_index(drop=True), events, labels
