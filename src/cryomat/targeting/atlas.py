@@ -70,6 +70,7 @@ class AtlasAnalysis:
     shape: tuple = ()
     tile_px: int = 0
     margin_px: int = 0
+    threads: int = 2
     area_order: list = field(default_factory=list)
     area_promise: dict = field(default_factory=dict)
     segmented: list = field(default_factory=list)
@@ -112,10 +113,16 @@ class AtlasAnalysis:
                 runs[-1].append(t)
             else:
                 runs.append([t])
-        for run in runs:
-            r0, r1, c0, _ = self.core_box(run[0])
-            c1 = self.core_box(run[-1])[3]
-            self._tables.append(((r0, r1, c0, c1), self._segment_box(r0, r1, c0, c1)))
+        boxes = [self.core_box(run[0])[:3] + (self.core_box(run[-1])[3],) for run in runs]
+        if len(boxes) > 1 and self.threads > 1:  # scipy/skimage release the GIL for most of the work
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.threads, len(boxes))) as ex:
+                tables = list(ex.map(lambda bx: self._segment_box(*bx), boxes))
+        else:
+            tables = [self._segment_box(*bx) for bx in boxes]
+        for run, bx, t in zip(runs, boxes, tables):
+            self._tables.append((bx, t))
             self.segmented.extend(run)
         self._objects = None
 
@@ -183,7 +190,7 @@ def analyse_atlas(image, *, pixel_size: float, reference_counts: float | None = 
                   dose_e_per_A2: float | None = None, fov_px: float = 100.0, max_t_over_lambda: float = 2.0,
                   crystallinity: bool = False, segment_method: str = "classical",
                   min_size_nm: float | None = None, full_px: int = 2048, bin: int | None = None,
-                  tile_px: int | None = None) -> AtlasAnalysis:
+                  tile_px: int | None = None, threads: int = 2) -> AtlasAnalysis:
     """Feature maps of an atlas (2D counts, pixel size in A); objects segmented now (atlases up
     to ``full_px`` on a side) or later, area by area, as :func:`rank_targets` needs them.
 
@@ -191,6 +198,7 @@ def analyse_atlas(image, *, pixel_size: float, reference_counts: float | None = 
     are computed on the atlas binned by ``bin`` (default: to <= ``full_px`` pixels, and >= 8
     binned pixels per field of view); tiles of ``tile_px`` (default 4 fields of view) are ranked
     by the best field-of-view object mass they hold.
+    ``threads``: tiles segmented at once (the issue's budget is 2 cores).
     ``min_size_nm``: smallest equivalent diameter of an object (default 5 atlas pixels: smaller
     blobs at atlas magnification are noise, not particles one could select).
     """
@@ -213,7 +221,7 @@ def analyse_atlas(image, *, pixel_size: float, reference_counts: float | None = 
     if cry is not None and b > 1:
         cry = F.block_mean(cry, b)
     a = AtlasAnalysis(pixel_size_A=float(pixel_size), reference_counts=i0, t_over_lambda=t,
-                      film_t_over_lambda=film, exclude=exclude, crystallinity=cry, bin=b, shape=img.shape,
+                      film_t_over_lambda=film, exclude=exclude, crystallinity=cry, bin=b, shape=img.shape, threads=threads,
                       _image=img, _seg_kw=dict(pixel_size=pixel_size, dose_e_per_A2=None, method=segment_method,
                                                polarity="dark", min_size_nm=min_size_nm, split_touching=True))
     if not large and tile_px is None:
@@ -299,13 +307,14 @@ OBJECT_FREE = ("thin-ice", "crystalline", "edges")
 
 
 def rank_targets(a: AtlasAnalysis, *, want: str, fov_px: float, count: int, min_spacing_px: float,
-                 min_objects: int = 0, thickness_range=(0.02, 1.0), max_segment_fraction: float = 0.2,
-                 batch: int | None = None) -> pd.DataFrame:
+                 min_objects: int = 0, thickness_range=(0.02, 1.0), max_segment_fraction: float = 0.15,
+                 batch: int | None = None, bound_tolerance: float = 0.8) -> pd.DataFrame:
     """The top ``count`` targets as a table (pixel positions, score, objects in the field, reasons).
 
     On a lazily segmented atlas, tiles are segmented in order of promise until ``count`` targets
     are found whose score beats the object density expected in the best tile left (estimated from
-    its object mass with the objects-per-mass ratio of the tiles done), or until
+    its object mass with the objects-per-mass ratio of the tiles done; within ``bound_tolerance``,
+    about the uncertainty of that estimate), or until
     ``max_segment_fraction`` of the atlas has been segmented.
     """
     _wanted(a.objects.iloc[:0], want)  # validate the name before any work
@@ -328,7 +337,7 @@ def rank_targets(a: AtlasAnalysis, *, want: str, fov_px: float, count: int, min_
                     r0, r1, c0, c1 = a.core_box(t)
                     ratios.append(dens[r0 // b:-(-r1 // b), c0 // b:-(-c1 // b)].max() / a.area_promise[t])
             best_left = a.area_promise[left[0]] * (np.median(ratios) if ratios else np.inf)
-            if len(picks) >= count and picks[:, 2].min() >= best_left:
+            if len(picks) >= count and picks[:, 2].min() >= bound_tolerance * best_left:
                 break
     else:
         picks = _select(a, want, fov_px, count, min_spacing_px, min_objects, thickness_range)
