@@ -86,17 +86,42 @@ def _assign(tracks_rc: np.ndarray, det_rc: np.ndarray, search_range: float, extr
     ncomp, comp = connected_components(g, directed=False)
     links: list[tuple[int, int]] = []
     comp_of_edge = comp[rows]
+    # clusters with one track or one detection (a star): the LAP links its cheapest edge
+    # (every kept edge is cheaper than "no link"); solved for all such clusters at once
+    n_r = np.bincount(comp[np.unique(rows)], minlength=ncomp)
+    n_c = np.bincount(comp[n + np.unique(cols)], minlength=ncomp)
+    star = ((n_r == 1) | (n_c == 1))[comp_of_edge]
+    if star.any():
+        o = np.lexsort((cost[star], comp_of_edge[star]))
+        ce = comp_of_edge[star][o]
+        first = np.r_[True, ce[1:] != ce[:-1]]
+        links += list(zip(rows[star][o][first].tolist(), cols[star][o][first].tolist()))
+        keep = ~star
+        rows, cols, cost, comp_of_edge = rows[keep], cols[keep], cost[keep], comp_of_edge[keep]
+        if len(rows) == 0:
+            return links
     order = np.argsort(comp_of_edge, kind="stable")
     rows, cols, cost, comp_of_edge = rows[order], cols[order], cost[order], comp_of_edge[order]
     bounds = np.flatnonzero(np.diff(comp_of_edge)) + 1
+
+    def local(ids, comp_ids):
+        """Members of each cluster in order and each id's index inside its cluster."""
+        u = np.unique(ids)
+        cu = comp[comp_ids(u)]
+        o = np.lexsort((u, cu))
+        u, cu = u[o], cu[o]
+        idx = np.zeros(max(n, m), np.int64)
+        idx[u] = np.arange(len(u)) - np.searchsorted(cu, cu, "left")
+        return u, cu, idx
+
+    u_r, cu_r, lr = local(rows, lambda u: u)
+    u_c, cu_c, lc = local(cols, lambda u: n + u)
     for r_e, c_e, k_e in zip(np.split(rows, bounds), np.split(cols, bounds), np.split(cost, bounds)):
-        if len(r_e) == 1:  # an isolated pair: link it
-            links.append((int(r_e[0]), int(c_e[0])))
-            continue
-        ur, ir = np.unique(r_e, return_inverse=True)
-        uc, ic = np.unique(c_e, return_inverse=True)
+        k = comp[r_e[0]]
+        ur = u_r[np.searchsorted(cu_r, k, "left"):np.searchsorted(cu_r, k, "right")]
+        uc = u_c[np.searchsorted(cu_c, k, "left"):np.searchsorted(cu_c, k, "right")]
         block = np.full((len(ur), len(uc)), np.inf)
-        block[ir, ic] = k_e
+        block[lr[r_e], lc[c_e]] = k_e
         for i, j in _solve_cluster(block, no_link):
             links.append((int(ur[i]), int(uc[j])))
     return links
