@@ -85,12 +85,14 @@ def make_growth(*, size: int = 512, frames: int = 30, pixel_size_A: float = 5.0,
             for o in touched:
                 o_root = merged_into.get(int(o), int(o))
                 if o_root != root:
-                    keep, gone = min(o_root, root), max(o_root, root)
+                    # the larger crystal keeps its identity (it absorbs the smaller one)
+                    a_o, a_r = int((lab == o_root).sum()), int(m.sum()) + int((lab == root).sum())
+                    keep, gone = (o_root, root) if a_o >= a_r else (root, o_root)
                     merged_into[gone] = keep
                     for key, v in list(merged_into.items()):
                         if v == gone:
                             merged_into[key] = keep
-                    events.append({"event": "merge", "frame": f, "crystal_ids": [keep - 1, gone - 1]})
+                    events.append({"event": "merge", "frame": f, "crystal_ids": [keep - 1, gone - 1]})  # kept first
                     lab[lab == gone] = keep
                     root = keep
             sub = lab[sl]

@@ -126,6 +126,40 @@ def _shift_labels(lab: np.ndarray, shift_rc) -> np.ndarray:
     return out
 
 
+def continue_through_merges(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int = 3) -> pd.DataFrame:
+    """Coalescence keeps an identity: when an object that starts a new track overlaps (after
+    drift alignment) several tracks that end in the frame before, the new track is joined to
+    the one it overlaps most (the larger crystal absorbs the smaller; the others end there and
+    :func:`find_events` reports the merge ``into`` the continued track)."""
+    tr = tracks.copy()
+    frames = sorted(tr["frame"].unique())
+    drift = tr.groupby("frame")[["drift_row_px", "drift_col_px"]].first()
+    for f_prev, f in zip(frames[:-1], frames[1:]):
+        span = tr.groupby("track")["frame"].agg(["min", "max"])
+        key = {(int(fr), int(lb)): int(t) for fr, lb, t in
+               zip(tr["frame"], tr["label"], tr["track"]) if fr in (f_prev, f)}
+        prev = _shift_labels(labels[f_prev], drift.loc[f].to_numpy() - drift.loc[f_prev].to_numpy())
+        cur = labels[f]
+        both = (prev > 0) & (cur > 0)
+        if not both.any():
+            continue
+        pairs, counts = np.unique(np.stack([prev[both], cur[both]]), axis=1, return_counts=True)
+        ok = counts >= min_overlap_px
+        pairs, counts = pairs[:, ok], counts[ok]
+        for lc in np.unique(pairs[1]):
+            t_new = key.get((f, int(lc)))
+            if t_new is None or span.loc[t_new, "min"] != f:
+                continue
+            sel = pairs[1] == lc
+            olds = [(c, key.get((f_prev, int(lp)))) for lp, c in zip(pairs[0][sel], counts[sel])]
+            olds = [(c, t) for c, t in olds if t is not None and span.loc[t, "max"] == f_prev]
+            if len({t for _, t in olds}) < 2:
+                continue
+            into = max(olds)[1]
+            tr.loc[tr["track"] == t_new, "track"] = into
+    return tr
+
+
 def find_events(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int = 3) -> pd.DataFrame:
     """Appear / disappear / merge / split events from tracks and drift-aligned mask overlaps."""
     ev = []
@@ -184,6 +218,7 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
         search_px = search_range_nm * 10.0 / pixel_size
     tracks = link(det, search_range=search_px, memory=memory, size_weight=0.5)
     tracks["time_s"] = times[tracks["frame"].to_numpy()]
+    tracks = continue_through_merges(tracks, labels)
     events = find_events(tracks, labels)
     cols = ["track", "frame", "time_s", "row_px", "col_px", "area_nm2", "major_axis_nm", "minor_axis_nm",
             "orientation_deg", "solidity", "label", "drift_row_px", "drift_col_px"]
