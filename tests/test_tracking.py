@@ -96,11 +96,13 @@ def test_growth_rates_against_truth(growth_run):
         errs_maj.append(row.major_rate_nm_per_s / (2 * c["va_px_s"] * 0.5) - 1)
         errs_min.append(row.minor_rate_nm_per_s / (2 * c["vb_px_s"] * 0.5) - 1)
         errs_an.append(row.anisotropy_ratio / c["anisotropy"] - 1)
-    # measured on this series (seed 0, 8 fits of 10-16 frames): median |error| 3.7% (major), 7.8% (minor),
-    # anisotropy 6%; over seeds 0-3 the medians are 1-4% (major) and 4-8% (minor). The minor axis grows
-    # only ~4-8 px over a track, so +-1 px mask edge noise limits it; bounds leave ~2 points of margin
-    assert np.median(np.abs(errs_maj)) < 0.06 and np.median(np.abs(errs_min)) < 0.10
-    assert np.median(np.abs(errs_an)) < 0.10
+    # measured on this series (seed 0, 8 fits of 13-17 frames): median |error| 2.0% (major, max 5.7%),
+    # 4.6% (minor); over 5 seeds (bench_track): major median 2.2%, 92% of fits within 5%, minor median
+    # 4.4%, anisotropy median 3.9%. The minor axis grows only ~4-8 px over a track, so +-1 px mask edge
+    # noise limits it; bounds leave ~2 points of margin over the measured values
+    assert np.median(np.abs(errs_maj)) < 0.04 and np.max(np.abs(errs_maj)) < 0.08
+    assert np.median(np.abs(errs_min)) < 0.08
+    assert np.median(np.abs(errs_an)) < 0.08
 
 
 def test_mask_tracking_hota(growth_run):
