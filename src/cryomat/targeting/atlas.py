@@ -147,7 +147,10 @@ class AtlasAnalysis:
         # mapped back to counts at I0 (particle SNR is preserved, thick areas do not amplify noise)
         bg = i0 * np.exp(-film)
         flat = i0 + (img - bg) / np.sqrt(np.clip(bg, 1e-6, None)) * np.sqrt(i0)
-        flat = np.where(excl, i0, flat).astype(np.float32)
+        # excluded areas get the film's noise (not a constant: the segmentation estimates its noise
+        # level from the image, and a tile half covered by a bar would otherwise look noise-free)
+        fill = i0 + np.sqrt(i0) * np.random.default_rng(R0 * 100003 + C0).standard_normal(flat.shape)
+        flat = np.where(excl, fill, flat).astype(np.float32)
         labels = segment_particles(flat, **self._seg_kw)
         t = _object_table(labels, flat, pixel_size=self.pixel_size_A)
         if t.empty:
