@@ -37,7 +37,9 @@ def make_session(root: Path, n: int, size: int, seed: int = 0) -> None:
         tmp = root / "_sim"
         from cryomat.simulate import simulate
 
-        simulate("particles", tmp, seed=seed, **({"size": size} if "size" in kinds["particles"].parameters else {}))
+        params = kinds["particles"].parameters
+        size_kw = {"shape": (size, size)} if "shape" in params else ({"size": size} if "size" in params else {})
+        simulate("particles", tmp, seed=seed, n_images=1, **size_kw)
         from cryomat import io
 
         src = sorted(p for p in tmp.rglob("*.mrc") if "label" not in p.name and "mask" not in p.name)[0]
