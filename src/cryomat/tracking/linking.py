@@ -216,9 +216,8 @@ def link(detections: pd.DataFrame, *, search_range: float, memory: int = 0, drif
     drift_rc = np.array([cum[f] for f in df["frame"]])
     df["drift_row_px"], df["drift_col_px"] = drift_rc[:, 0], drift_rc[:, 1]
     # renumber tracks by first appearance
-    _, first = np.unique(df["track"].to_numpy(), return_index=True)
-    order = np.argsort(first)
-    remap = np.empty(len(order), np.int64)
-    remap[np.unique(df["track"].to_numpy())[order] - 0] = np.arange(len(order))
-    df["track"] = remap[df["track"].to_numpy()]
+    ids, first = np.unique(track, return_index=True)  # ids are 0..n-1: every id got a detection
+    remap = np.empty(len(ids), np.int64)
+    remap[ids[np.argsort(first)]] = np.arange(len(ids))
+    df["track"] = remap[track]
     return df
