@@ -188,11 +188,9 @@ def noise_power(model: "NoiseModel", shape, *, rfft: bool = True):
     return None
 
 
-def fit_mtf(x: np.ndarray, *, half_width: float = 0.06):
-    """Fit P(k) = A MTF^2(k; a) + B to the periodogram in the signal-free high-frequency squares.
-
-    Returns (a, A, B, relative residual); a from a grid of 40 values in [0.02, 8].
-    """
+def _high_frequency_periodogram(x: np.ndarray, half_width: float):
+    """Periodogram (rfft layout) of the central <= 1024^2 crop of ``x`` and the mask of its
+    signal-free high-frequency squares. Returns (p, sel, kr, kc, cropped shape)."""
     if max(x.shape) > 1024:
         r0, c0 = max(0, (x.shape[0] - 1024) // 2), max(0, (x.shape[1] - 1024) // 2)
         x = x[r0:r0 + 1024, c0:c0 + 1024]
@@ -203,6 +201,15 @@ def fit_mtf(x: np.ndarray, *, half_width: float = 0.06):
     sel = np.zeros(p.shape, bool)
     for cr, cc in _SQUARES:
         sel |= (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
+    return p, sel, kr, kc, x.shape
+
+
+def fit_mtf(x: np.ndarray, *, half_width: float = 0.06):
+    """Fit P(k) = A MTF^2(k; a) + B to the periodogram in the signal-free high-frequency squares.
+
+    Returns (a, A, B, relative residual); a from a grid of 40 values in [0.02, 8].
+    """
+    p, sel, kr, kc, _ = _high_frequency_periodogram(x, half_width)
     ii, jj = np.nonzero(sel)
     y = p[ii, jj]
     krs, kcs = kr[ii, 0], kc[0, jj]
@@ -219,17 +226,8 @@ def fit_mtf(x: np.ndarray, *, half_width: float = 0.06):
 
 
 def _lag1_residual(x: np.ndarray, s2: float, rr: float, rc: float, *, half_width: float = 0.06) -> float:
-    if max(x.shape) > 1024:
-        r0, c0 = max(0, (x.shape[0] - 1024) // 2), max(0, (x.shape[1] - 1024) // 2)
-        x = x[r0:r0 + 1024, c0:c0 + 1024]
-    f = np.fft.rfft2(x - x.mean())
-    p = np.abs(f) ** 2 / x.size
-    kr = np.abs(np.fft.fftfreq(x.shape[0]))[:, None]
-    kc = np.fft.rfftfreq(x.shape[1])[None, :]
-    sel = np.zeros(p.shape, bool)
-    for cr, cc in _SQUARES:
-        sel |= (np.abs(kr - cr) <= half_width) & (np.abs(kc - cc) <= half_width) & (kr > 0.02) & (kc > 0.02)
-    model = s2 * noise_power_shape(x.shape, rr, rc)
+    p, sel, _, _, shape = _high_frequency_periodogram(x, half_width)
+    model = s2 * noise_power_shape(shape, rr, rc)
     return float(np.linalg.norm(p[sel] - model[sel]) / np.linalg.norm(p[sel]))
 
 
