@@ -10,6 +10,7 @@ through imageio, NPY through numpy, and a ``.zip`` that holds one of these.
 from __future__ import annotations
 
 import os
+import contextlib
 import zipfile
 from pathlib import Path
 
@@ -232,10 +233,14 @@ def _materialize(data):
     return np.asarray(data)
 
 
-def read_zip(path: Path, *, signal: str | None = None, index: int | None = None,
-             member: str | None = None) -> EMImage:
-    """A ``.zip`` holding one EM file (or several, with ``member=``): extracted to a temporary
-    folder, read into memory, and the temporary copy removed."""
+@contextlib.contextmanager
+def extracted_member(path: Path, *, extensions, what: str = "EM file", member: str | None = None):
+    """Extract the one member of a ``.zip`` whose extension is in ``extensions`` (or ``member``) to a
+    temporary folder; yields ``(inner_path, member_name)`` and removes the copy afterwards.
+
+    Raises :class:`InputError` naming the archive when it is corrupt, holds no such file, or holds
+    several and ``member`` does not pick one.
+    """
     import shutil
     import tempfile
 
@@ -243,27 +248,34 @@ def read_zip(path: Path, *, signal: str | None = None, index: int | None = None,
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         raise InputError(f"not a readable zip archive: truncated or corrupt ({exc})", path=path) from exc
+    allowed = {e.lower() for e in extensions}
     with zf:
         names = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")
-                 and Path(n).suffix.lower() in set(SUPPORTED) - ZIP_EXT]
+                 and Path(n).suffix.lower() in allowed]
         if member is not None:
             matches = [n for n in names if n == member or Path(n).name == member]
             if not matches:
-                raise InputError(f"the archive has no member {member!r}; it holds {names}", path=path)
+                raise InputError(f"the archive has no {what} {member!r}; it holds {names}", path=path)
             names = matches[:1]
         if not names:
-            raise InputError("the zip archive holds no EM file cryomat can read", path=path)
+            raise InputError(f"the zip archive holds no {what} cryomat can read", path=path)
         if len(names) > 1:
-            raise InputError(f"the zip archive holds {len(names)} EM files ({', '.join(names)}); "
-                             "pick one with member=NAME (API) or extract it", path=path)
+            raise InputError(f"the zip archive holds {len(names)} {what}s ({', '.join(names)}); "
+                             "pick one with member=NAME (API), --member NAME (CLI), or extract it", path=path)
         tmp = Path(tempfile.mkdtemp(prefix="cryomat-zip-"))
         try:
-            inner = Path(zf.extract(names[0], tmp))
-            img = read(inner, lazy=False, signal=signal, index=index)
-            img = img.replace(data=_materialize(img.data), source=f"{path}::{names[0]}")
+            yield Path(zf.extract(names[0], tmp)), names[0]
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return img
+
+
+def read_zip(path: Path, *, signal: str | None = None, index: int | None = None,
+             member: str | None = None) -> EMImage:
+    """A ``.zip`` holding one EM file (or several, with ``member=``): extracted to a temporary
+    folder, read into memory, and the temporary copy removed."""
+    with extracted_member(path, extensions=set(SUPPORTED) - ZIP_EXT, member=member) as (inner, name):
+        img = read(inner, lazy=False, signal=signal, index=index)
+        return img.replace(data=_materialize(img.data), source=f"{path}::{name}")
 
 
 def read(path: str | os.PathLike, *, lazy: bool = True, signal: str | None = None,

@@ -260,11 +260,28 @@ def read_rsciio(path: Path, *, lazy: bool = True, signal: str | None = None, ind
     return img.replace(original_metadata={**img.original_metadata, "n_datasets": len(datasets)})
 
 
+def read_datasets(path, *, lazy: bool = False) -> list[dict]:
+    """Every dataset of a (multi-dataset) file as rosettasciio dictionaries, read once.
+
+    Raises :class:`InputError` naming the file when it cannot be read."""
+    p = Path(path)
+    if p.suffix.lower() not in _PLUGIN:
+        raise InputError(f"not a rosettasciio format ({p.suffix or 'no extension'})", path=p)
+    return _open(p, lazy)
+
+
+def dataset_kind(dataset: dict) -> str:
+    """``"image"``, ``"spectrum"``, ``"diffraction"`` ... of one rosettasciio dataset."""
+    return _classify(dataset)
+
+
+def dataset_to_image(dataset: dict, path) -> EMImage:
+    """One rosettasciio dataset as a calibrated :class:`EMImage` (lengths in Angstrom)."""
+    return _to_image(dataset, Path(path))
+
+
 def list_datasets(path: str) -> list[dict]:
     """Short description of every dataset a multi-dataset file holds (index, kind, shape, title)."""
-    p = Path(path)
-    out = []
-    for i, d in enumerate(_open(p, True)):
-        out.append({"index": i, "kind": _classify(d), "shape": list(np.shape(d["data"])),
-                    "title": _get(d, "metadata", "General", "title", default="")})
-    return out
+    return [{"index": i, "kind": _classify(d), "shape": list(np.shape(d["data"])),
+             "title": _get(d, "metadata", "General", "title", default="")}
+            for i, d in enumerate(read_datasets(path, lazy=True))]

@@ -119,61 +119,15 @@ def _from_emimage(img, kind_hint=None) -> Spectrum:
                     source=str(img.source), title=f["title"])
 
 
-def _read_all(p: Path) -> list:
-    """All datasets of a multi-dataset file, read once, eagerly (rosettasciio)."""
-    import importlib
-
-    from cryomat.io.rsciio_reader import _PLUGIN
-
-    mod = importlib.import_module(_PLUGIN[p.suffix.lower()])
-    try:
-        return mod.file_reader(str(p), lazy=False)
-    except Exception as exc:
-        raise InputError(f"could not read ({type(exc).__name__}: {exc})", path=p) from exc
-
-
-def _to_emimage(dataset: dict, p: Path):
-    from cryomat.io.rsciio_reader import _to_image
-
-    return _to_image(dataset, p)
-
-
-def _classify(dataset: dict) -> str:
-    from cryomat.io.rsciio_reader import _classify as cls
-
-    return cls(dataset)
-
-
 _EM_EXT = {".emd", ".bcf", ".hspy", ".hdf5", ".h5", ".dm3", ".dm4", ".ser", ".emi", ".zspy"}
 
 
 def _load_from_zip(p: Path, *, index, kind, member) -> Spectrum:
-    import shutil
-    import tempfile
-    import zipfile
+    from cryomat.io.readers import extracted_member
 
-    try:
-        zf = zipfile.ZipFile(p)
-    except zipfile.BadZipFile as exc:
-        raise InputError(f"not a readable zip archive ({exc})", path=p) from exc
-    with zf:
-        names = [n for n in zf.namelist() if Path(n).suffix.lower() in _EM_EXT and not n.endswith("/")]
-        if member is not None:
-            names = [n for n in names if n == member or Path(n).name == member]
-            if not names:
-                raise InputError(f"the archive has no spectrum file {member!r}", path=p)
-        if not names:
-            raise InputError("the zip archive holds no spectrum file cryomat can read", path=p)
-        if len(names) > 1:
-            raise InputError(f"the zip archive holds {len(names)} files ({', '.join(names)}); pick one with "
-                             "--member NAME", path=p)
-        tmp = Path(tempfile.mkdtemp(prefix="cryomat-spectrum-zip-"))
-        try:
-            zf.extract(names[0], tmp)
-            spec = load_spectrum(tmp / names[0], index=index, kind=kind)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    spec.source = f"{p}!{names[0]}"
+    with extracted_member(p, extensions=_EM_EXT, what="spectrum file", member=member) as (inner, name):
+        spec = load_spectrum(inner, index=index, kind=kind)
+    spec.source = f"{p}!{name}"
     return spec
 
 
@@ -194,6 +148,7 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None, me
     file holds them.
     """
     from cryomat import io
+    from cryomat.io.rsciio_reader import dataset_kind, dataset_to_image, read_datasets
 
     p = Path(path)
     if kind is not None:
@@ -207,8 +162,8 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None, me
     if not multi:
         img = io.read(p, signal="spectrum", index=index) if index is not None else io.read(p, signal="spectrum")
         return _from_emimage(img, kind)
-    datasets = _read_all(p)
-    listing = [{"index": i, "kind": _classify(d), "shape": list(np.shape(d["data"])),
+    datasets = read_datasets(p)
+    listing = [{"index": i, "kind": dataset_kind(d), "shape": list(np.shape(d["data"])),
                 "title": str(_get(d, "metadata", "General", "title", default="") or "")}
                for i, d in enumerate(datasets)]
     spectra = [d for d in listing if d["kind"] == "spectrum"]
@@ -232,10 +187,10 @@ def load_spectrum(path, *, index: int | None = None, kind: str | None = None, me
         # most pixels first
         cands.sort(key=lambda d: -int(np.prod(d["shape"][:-1])) if len(d["shape"]) > 1 else 0)
         chosen = cands[0]
-    spec = _from_emimage(_to_emimage(datasets[chosen["index"]], p), kind)
+    spec = _from_emimage(dataset_to_image(datasets[chosen["index"]], p), kind)
     if spec.kind == "EELS" and index is None:
         # dual EELS: the core loss starting lowest above 0 eV, and the low loss (spanning 0 eV)
-        same = [spec] + [_from_emimage(_to_emimage(datasets[d["index"]], p), "EELS") for d in spectra
+        same = [spec] + [_from_emimage(dataset_to_image(datasets[d["index"]], p), "EELS") for d in spectra
                          if d["index"] != chosen["index"] and d["shape"] == chosen["shape"]]
         low = [x for x in same if x.energy_eV[0] < 0 < x.energy_eV[-1]]
         core = sorted((x for x in same if x.energy_eV[0] > 0), key=lambda x: x.energy_eV[0])
