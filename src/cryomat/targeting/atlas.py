@@ -220,9 +220,7 @@ def analyse_atlas(image, *, pixel_size: float, reference_counts: float | None = 
     film = F.background_thickness(t, exclude, scale_px=max(16.0, fov_px / 2) / b)
     if min_size_nm is None:
         min_size_nm = 5.0 * pixel_size / 10.0
-    cry = F.crystallinity_map(img) if crystallinity else None
-    if cry is not None and b > 1:
-        cry = F.block_mean(cry, b)
+    cry = F.crystallinity_map(img, out_shape=t.shape) if crystallinity else None
     a = AtlasAnalysis(pixel_size_A=float(pixel_size), reference_counts=i0, t_over_lambda=t,
                       film_t_over_lambda=film, exclude=exclude, crystallinity=cry, bin=b, shape=img.shape, threads=threads,
                       _image=img, _seg_kw=dict(pixel_size=pixel_size, dose_e_per_A2=None, method=segment_method,
