@@ -73,25 +73,29 @@ def _loo_box(p: np.ndarray, size: int) -> np.ndarray:
 
 
 def _loo_boxes(p: np.ndarray, sizes) -> dict:
-    """Leave-one-out box means for several box sizes from one integral image.
+    """Leave-one-out box means of the periodogram for several box sizes, in ``p``'s dtype.
 
     The periodogram wraps across rows (negative row frequencies follow the positive ones) and is
-    mirrored across the first and last rfft columns, as ``ndimage.uniform_filter`` with modes
-    (``wrap``, ``reflect``) would treat it; each box then costs four array slices.
+    mirrored across the first and last rfft columns. Row sums come from one double-precision
+    cumulative sum down the columns (contiguous row additions), the column direction from
+    ``uniform_filter1d`` (mode ``reflect``, double-precision running sums).
     """
-    hmax = max(sizes) // 2
-    pp = np.pad(p, ((hmax, hmax), (0, 0)), mode="wrap")
-    pp = np.pad(pp, ((0, 0), (hmax, hmax)), mode="symmetric")
-    integ = np.zeros((pp.shape[0] + 1, pp.shape[1] + 1))
-    np.cumsum(np.cumsum(pp, axis=0, dtype=np.float64), axis=1, out=integ[1:, 1:])
-    n0, n1 = p.shape
+    h = max(sizes) // 2
+    n0 = p.shape[0]
+    wrapped = np.concatenate([p[n0 - h:], p, p[:h]]) if h else p
+    cs = np.zeros((wrapped.shape[0] + 1, p.shape[1]))
+    np.cumsum(wrapped, axis=0, out=cs[1:])
+    del wrapped
     out = {}
     for b in sizes:
-        h = b // 2
-        r1, r0 = slice(hmax + h + 1, hmax + h + 1 + n0), slice(hmax - h, hmax - h + n0)
-        c1, c0 = slice(hmax + h + 1, hmax + h + 1 + n1), slice(hmax - h, hmax - h + n1)
-        bs = integ[r1, c1] - integ[r0, c1] - integ[r1, c0] + integ[r0, c0]
-        out[b] = ((bs - p) / (b * b - 1)).astype(p.dtype)
+        hb = b // 2
+        rows = cs[h + hb + 1:h + hb + 1 + n0] - cs[h - hb:h - hb + n0]
+        m = ndimage.uniform_filter1d(rows.astype(p.dtype), b, axis=1, mode="reflect")
+        del rows
+        m *= m.dtype.type(b)
+        m -= p
+        m *= m.dtype.type(1.0 / (b * b - 1))
+        out[b] = m
     return out
 
 
@@ -113,19 +117,42 @@ def wiener_sure(z, *, noise_power=None, boxes=_BOXES, betas=(0.5, 0.75, 1.0, 1.5
 
     Returns
     -------
-    filtered : float64 image, choice : :class:`FilterChoice`.
+    filtered : image (float32 for float32 input, else float64), choice : :class:`FilterChoice`.
+
+    Notes
+    -----
+    One forward FFT, one periodogram and one set of leave-one-out box means serve every candidate
+    and the final filter; one inverse FFT applies it.
     """
     z = np.asarray(z)
     if z.dtype != np.float32:
         z = z.astype(np.float64)
     shape = z.shape
-    npx = z.size
     mu = float(z.mean())
-    zf = sfft.rfft2(z - z.dtype.type(mu), workers=_WORKERS)
-    p = zf.real**2 + zf.imag**2
-    p /= npx
+    zf = _rfft_centred(z, mu)
+    p = _periodogram(zf, z.size)
     nk = np.ones((1, 1), p.dtype) if noise_power is None else np.asarray(noise_power, p.dtype)
-    # the risks are sums over frequencies: an evenly strided subset (~0.25 M) estimates them well
+    loo_full = _loo_boxes(p, boxes)
+    choice = _choose(p, loo_full, nk, shape, boxes=boxes, betas=betas, kappas=kappas, sigmas=sigmas,
+                     protect_kappa=protect_kappa)
+    return _apply(zf, mu, shape, _transfer(p, shape, choice, nk, loo=loo_full)), choice
+
+
+def _rfft_centred(z: np.ndarray, mu: float) -> np.ndarray:
+    zc = z - z.dtype.type(mu)
+    return sfft.rfft2(zc, workers=_WORKERS, overwrite_x=True)
+
+
+def _periodogram(zf: np.ndarray, npx: int) -> np.ndarray:
+    p = np.square(zf.real)
+    p += np.square(zf.imag)
+    p *= p.dtype.type(1.0 / npx)
+    return p
+
+
+def _choose(p, loo_full, nk, shape, *, boxes, betas, kappas, sigmas, protect_kappa) -> FilterChoice:
+    """The candidate filter of minimum SURE, the risks summed over an evenly strided subset of
+    frequencies (~0.25 M), which estimates them well."""
     st = max(1, int(round(np.sqrt(p.size / 2.5e5))))
     sub = (slice(None, None, st), slice(None, None, st))
     w = np.broadcast_to(_rfft_weights(shape), p.shape)[sub]
@@ -136,33 +163,13 @@ def wiener_sure(z, *, noise_power=None, boxes=_BOXES, betas=(0.5, 0.75, 1.0, 1.5
     def risk(h):
         return float(np.sum(w * ((1 - h) ** 2 * ps - nks + 2 * h * nks)) / wsum)
 
-    # box sums at the strided frequencies from one integral image (wrap across rows, reflect across
-    # columns, as in _loo_box), so each candidate box costs four look-ups per frequency
-    hmax = max(boxes) // 2
-    pp = np.pad(p, ((hmax, hmax), (0, 0)), mode="wrap")
-    pp = np.pad(pp, ((0, 0), (hmax, hmax)), mode="symmetric")
-    integ = np.zeros((pp.shape[0] + 1, pp.shape[1] + 1))
-    np.cumsum(np.cumsum(pp, axis=0, dtype=np.float64), axis=1, out=integ[1:, 1:])
-    ri = np.arange(0, p.shape[0], st)[:, None] + hmax
-    ci = np.arange(0, p.shape[1], st)[None, :] + hmax
     best = None
     cands = []
-    loo = {}
-    protect = None
-    if protect_kappa:
-        # lattice protection: reflections significant at protect_kappa standard errors in any box keep
-        # their estimated power, so a weak but real lattice is not traded away for a lower MSE
-        for b in boxes:
-            h2 = b // 2
-            bs = (integ[ri + h2 + 1, ci + h2 + 1] - integ[ri - h2, ci + h2 + 1] - integ[ri + h2 + 1, ci - h2]
-                  + integ[ri - h2, ci - h2])
-            loo[b] = ((bs - ps) / (b * b - 1)).astype(p.dtype)
-        protect = _multibox(loo, nks, protect_kappa)
+    loo = {b: loo_full[b][sub] for b in boxes}
+    # lattice protection: reflections significant at protect_kappa standard errors in any box keep
+    # their estimated power, so a weak but real lattice is not traded away for a lower MSE
+    protect = _multibox(loo, nks, protect_kappa) if protect_kappa else None
     for b in boxes:
-        h2 = b // 2
-        bs = (integ[ri + h2 + 1, ci + h2 + 1] - integ[ri - h2, ci + h2 + 1] - integ[ri + h2 + 1, ci - h2]
-              + integ[ri - h2, ci - h2])
-        loo[b] = ((bs - ps) / (b * b - 1)).astype(p.dtype)
         s = np.maximum(np.maximum(loo[b] - nks, 0), protect) if protect is not None else np.maximum(loo[b] - nks, 0)
         for beta in betas:
             h = s / (s + beta * nks)
@@ -192,30 +199,46 @@ def wiener_sure(z, *, noise_power=None, boxes=_BOXES, betas=(0.5, 0.75, 1.0, 1.5
         if r < best[0]:
             best = (r, "gaussian", 0, 0.0, sg, 0.0)
     r, fam, b, beta, sg, kappa = best
-    choice = FilterChoice(family=fam, box_px=int(b), beta=float(beta), sigma_px=float(sg), kappa=float(kappa),
-                          protect_kappa=float(protect_kappa), sure_risk=r,
-                          raw_risk=risk(np.ones_like(ps)), candidates=cands)
-    return _apply(zf, p, mu, shape, choice, nk), choice
+    return FilterChoice(family=fam, box_px=int(b), beta=float(beta), sigma_px=float(sg), kappa=float(kappa),
+                        protect_kappa=float(protect_kappa), sure_risk=r, raw_risk=risk(np.ones_like(ps)),
+                        candidates=cands)
 
 
-def _multibox(loo: dict, nk, kappa: float):
-    """max over boxes b of (LOO mean_b - N (1 + kappa / sqrt(b^2 - 1))), floored at 0."""
-    s = None
+def _multibox(loo: dict, nk, kappa: float, *, inplace: bool = False):
+    """max over boxes b of (LOO mean_b - N (1 + kappa / sqrt(b^2 - 1))), floored at 0.
+
+    ``inplace``: the box means in ``loo`` are overwritten (saves full-size temporaries).
+    """
+    s = buf = None
     for b, m in loo.items():
-        v = m - nk * (1 + kappa / np.sqrt(b * b - 1))
-        s = v if s is None else np.maximum(s, v)
-    return np.maximum(s, 0)
-
-
-def _transfer(p, shape, choice: FilterChoice, nk):
-    if choice.family in ("wiener", "multibox"):
-        if choice.family == "wiener":
-            s = np.maximum(_loo_box(p, choice.box_px) - nk, 0)
-            if choice.protect_kappa:
-                s = np.maximum(s, _multibox(_loo_boxes(p, _BOXES), nk, choice.protect_kappa))
+        c = np.asarray(1 + kappa / np.sqrt(b * b - 1), m.dtype)
+        if inplace:
+            v = np.subtract(m, nk * c if np.ndim(nk) > 1 and np.size(nk) > 1 else float(np.ravel(nk)[0] * c),
+                            out=m)
         else:
-            s = _multibox(_loo_boxes(p, _BOXES), nk, choice.kappa)
-        h = s / (s + choice.beta * nk)
+            if buf is None and s is not None:
+                buf = np.empty_like(s)
+            v = np.subtract(m, nk * c, out=buf) if buf is not None else m - nk * c
+        s = v if s is None else np.maximum(s, v, out=s)
+    return np.maximum(s, 0, out=s)
+
+
+def _transfer(p, shape, choice: FilterChoice, nk, loo: dict | None = None):
+    """The chosen filter's transfer function on the rfft grid (``loo``: precomputed box means)."""
+    if choice.family in ("wiener", "multibox"):
+        need = (choice.box_px,) if choice.family == "wiener" and not choice.protect_kappa else _BOXES
+        if loo is None or any(b not in loo for b in need):
+            loo = _loo_boxes(p, need)
+        if choice.family == "wiener":
+            s = loo[choice.box_px] - nk
+            np.maximum(s, 0, out=s)
+            if choice.protect_kappa:
+                s = np.maximum(s, _multibox({b: loo[b] for b in _BOXES}, nk, choice.protect_kappa))
+        else:
+            s = _multibox({b: loo[b] for b in _BOXES}, nk, choice.kappa, inplace=True)
+        den = s + p.dtype.type(choice.beta) * nk
+        np.maximum(den, np.finfo(p.dtype).tiny, out=den)
+        h = np.divide(s, den, out=s)
         h[0, 0] = 1.0
     else:
         kr = np.fft.fftfreq(shape[0])[:, None]
@@ -224,9 +247,10 @@ def _transfer(p, shape, choice: FilterChoice, nk):
     return h
 
 
-def _apply(zf, p, mu, shape, choice: FilterChoice, nk):
-    zf = zf * _transfer(p, shape, choice, nk)
-    out = sfft.irfft2(zf, s=shape, workers=_WORKERS)
+def _apply(zf, mu, shape, h):
+    """Multiply the spectrum by ``h`` (in place) and transform back, adding the mean."""
+    zf *= h
+    out = sfft.irfft2(zf, s=shape, workers=_WORKERS, overwrite_x=True)
     out += out.dtype.type(mu)
     return out
 
@@ -237,11 +261,10 @@ def apply_filter(z, choice: FilterChoice, *, noise_power=None) -> np.ndarray:
     if z.dtype != np.float32:
         z = z.astype(np.float64)
     mu = float(z.mean())
-    zf = sfft.rfft2(z - z.dtype.type(mu), workers=_WORKERS)
-    p = zf.real**2 + zf.imag**2
-    p /= z.size
+    zf = _rfft_centred(z, mu)
+    p = _periodogram(zf, z.size)
     nk = np.ones((1, 1), p.dtype) if noise_power is None else np.asarray(noise_power, p.dtype)
-    return _apply(zf, p, mu, z.shape, choice, nk)
+    return _apply(zf, mu, z.shape, _transfer(p, z.shape, choice, nk))
 
 
 def blind_kernel(z, *, noise_power=None, size: int = 15) -> np.ndarray:
@@ -401,7 +424,8 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | 
         v0 = max(g * m + c, 1e-12)
         s0 = np.sqrt(v0)
         dt = np.float32 if xc.dtype == np.float32 or out_dtype == np.float32 else np.float64
-        z = ((xc - m) / s0).astype(dt)
+        z = np.subtract(xc, m, dtype=dt)
+        z *= dt(1.0 / s0)
 
         def var_fn(mz):
             return (g * (np.asarray(mz) * s0 + m) + c) / v0
@@ -432,8 +456,10 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | 
     if domain == "vst":
         den = inverse_anscombe(zd, gain=g, intercept=c)
     else:
-        den = zd * s0 + m
-    return FastResult(denoised=np.asarray(den).astype(out_dtype), noise_model=noise_model, choice=choice,
+        den = zd if zd is not z else zd.copy()
+        den *= den.dtype.type(s0)
+        den += den.dtype.type(m)
+    return FastResult(denoised=np.asarray(den).astype(out_dtype, copy=False), noise_model=noise_model, choice=choice,
                       local_pass=used_local)
 
 

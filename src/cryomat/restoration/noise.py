@@ -152,9 +152,14 @@ def _block_stats(x: np.ndarray, block: int, max_blocks: int = 4096):
         xb = x[:nr, :nc].reshape(nbr, block, nbc, block).transpose(0, 2, 1, 3).reshape(-1, block, block)
         rb = r[:nr, :nc].reshape(nbr, block, nbc, block).transpose(0, 2, 1, 3).reshape(-1, block, block)
     else:
-        xp = np.pad(x, 2, mode="reflect")
-        patches = np.stack([xp[i * block:i * block + block + 4, j * block:j * block + block + 4]
-                            for i in bi for j in bj])
+        # the selected blocks with a 2-px margin, reflected at the image edges (no padded copy of x)
+        def idx(b0, n):
+            i = b0[:, None] * block + np.arange(-2, block + 2)[None, :]
+            i = np.abs(i)
+            return np.where(i >= n, 2 * (n - 1) - i, i)
+
+        ri, ci = idx(bi, x.shape[0]), idx(bj, x.shape[1])
+        patches = x[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, block + 4, block + 4)
         rb = ndimage.convolve(patches, _K2[None], mode="reflect")[:, 2:-2, 2:-2]
         xb = patches[:, 2:-2, 2:-2]
     return xb.mean(axis=(1, 2)), rb.var(axis=(1, 2))
@@ -330,7 +335,8 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
     if not np.all(np.isfinite(x)):
         raise ValueError("image contains NaN or infinite values")
     integer = bool(np.all(x >= 0) and np.allclose(x[:64, :64], np.round(x[:64, :64])))
-    counting_like = integer and x.mean() > 0 and abs(corner_level(x) / x.mean() - 1) < 0.1
+    corner_x = corner_level(x) if integer else 0.0
+    counting_like = integer and x.mean() > 0 and abs(corner_x / x.mean() - 1) < 0.1
     # a counting detector has no read-out offsets: white Poisson counts are left untouched
     if remove_offsets and not counting_like:
         xc, roff, coff = remove_row_col_offsets(x)
@@ -338,8 +344,7 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
         xc, roff, coff = x, np.zeros(x.shape[0]), np.zeros(x.shape[1])
     s2, rho_r, rho_c = fit_correlation(xc)
     mean = float(xc.mean())
-    integer = bool(np.all(x >= 0) and np.allclose(x[:64, :64], np.round(x[:64, :64])))
-    corner = corner_level(xc)
+    corner = corner_x if xc is x else corner_level(xc)
     # integer counts whose noise level beyond the Nyquist circle equals the mean: a counting
     # detector with white (Poisson) noise; the corner is free of signal even at high dose
     counting = integer and mean > 0 and abs(corner / mean - 1) < 0.1
@@ -387,8 +392,7 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
     kind = "counting" if counting else "integrating"
     if kind == "counting":
         gain, intercept = 1.0, 0.0
-    dark = float(np.quantile(xc, 0.001))
-    offset = float(min(dark, -intercept / gain)) if kind == "integrating" else 0.0
+    offset = float(min(np.quantile(xc, 0.001), -intercept / gain)) if kind == "integrating" else 0.0
     rstd, cstd = float(np.std(roff)), float(np.std(coff))
     correlated = bool(abs(rho_r) > correlation_threshold or abs(rho_c) > correlation_threshold
                       or rstd > 0 or cstd > 0)
