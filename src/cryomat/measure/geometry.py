@@ -86,41 +86,42 @@ def feret_diameters(points) -> tuple[float, float, float]:
     Returns ``(feret_max, feret_min, angle_min)`` where ``angle_min`` is the direction (radians,
     in the (row, col) plane, from the col axis) of the edge normal giving the minimum width.
     The minimum width of a convex polygon is attained with one caliper flush with an edge
-    and the maximum diameter at an antipodal vertex pair; both are found in one O(h) sweep.
+    and the maximum diameter at an antipodal vertex pair; both are evaluated over all hull
+    edges and vertex pairs at once (vectorised, O(h^2) for h hull vertices).
 
     References
     ----------
     Shamos, Computational Geometry, PhD thesis, Yale (1978); Toussaint, "Solving geometric
     problems with the rotating calipers", Proc. IEEE MELECON (1983), doi:10.1109/MELECON.1983.
     """
-    h = convex_hull(points)
+    pts = np.asarray(points, dtype=np.float64)
+    h = None
+    if len(pts) >= 3:
+        try:
+            from scipy.spatial import ConvexHull
+
+            h = pts[ConvexHull(pts).vertices]
+        except Exception:  # degenerate (collinear) input: the exact monotone chain below
+            h = None
+    if h is None:
+        h = convex_hull(pts)
     n = len(h)
-    if n == 0:
-        return 0.0, 0.0, 0.0
-    if n == 1:
+    if n <= 1:
         return 0.0, 0.0, 0.0
     if n == 2:
         return float(np.hypot(*(h[1] - h[0]))), 0.0, 0.0
-
-    def area2(i, j, k):
-        a, b, c = h[i % n], h[j % n], h[k % n]
-        return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
-
+    # vectorised calipers: the width across each hull edge is the farthest vertex from its
+    # line (the antipodal vertex); the diameter is the largest vertex-vertex distance
+    e = np.roll(h, -1, axis=0) - h
+    elen = np.hypot(e[:, 0], e[:, 1])
+    width = np.full(n, np.inf)
     dmax2 = 0.0
-    wmin = np.inf
-    angle = 0.0
-    j = 1
-    for i in range(n):
-        i1 = (i + 1) % n
-        while area2(i, i1, j + 1) > area2(i, i1, j):
-            j += 1
-        e = h[i1] - h[i]
-        elen = np.hypot(*e)
-        if elen > 0:
-            w = area2(i, i1, j) / elen
-            if w < wmin:
-                wmin, angle = w, float(np.arctan2(-e[1], e[0]))  # normal of the edge
-        for a in (i, i1):
-            d = h[a] - h[j % n]
-            dmax2 = max(dmax2, float(d @ d))
-    return float(np.sqrt(dmax2)), float(wmin), angle
+    for a in range(0, n, 512):  # blocks of edges keep the n x n work small in memory
+        b = min(n, a + 512)
+        d = h[None, :, :] - h[a:b, None, :]  # d[i, j] = h[j] - h[i]
+        cross = np.abs(e[a:b, None, 0] * d[:, :, 1] - e[a:b, None, 1] * d[:, :, 0]).max(axis=1)
+        ok = elen[a:b] > 0
+        width[a:b][ok] = cross[ok] / elen[a:b][ok]
+        dmax2 = max(dmax2, float(np.max(np.sum(d * d, axis=2))))
+    i = int(np.argmin(width))
+    return float(np.sqrt(dmax2)), float(width[i]), float(np.arctan2(-e[i, 1], e[i, 0]))
