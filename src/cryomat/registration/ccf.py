@@ -15,6 +15,17 @@ import numpy as np
 import scipy.fft as sfft
 
 _FFT_WORKERS = 2
+_POOL = None
+
+
+def _pool():
+    """Two worker threads (numpy and scipy.fft release the GIL in their array operations)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=_FFT_WORKERS, thread_name_prefix="cryomat-reg")
+    return _POOL
 
 
 def _workers(size: int) -> int:
@@ -67,6 +78,19 @@ class Spectra:
         """Original pixels per CCF grid cell along (row, col)."""
         mr, mc = self.ccf_shape
         return (self.shape[0] / mr, self.shape[1] / mc)
+
+    def mean_power(self) -> np.ndarray:
+        """Mean power spectrum of the frames (float64), drift invariant; computed once and cached."""
+        cached = self.__dict__.get("_mean_power")
+        if cached is None:
+            d = self.data
+            acc = np.zeros((d.shape[1], 2 * d.shape[2]), np.float64)
+            for lo in range(0, d.shape[0], 4):  # float32 squares of (re, im), summed in small blocks
+                v = d[lo:lo + 4].view(np.float32)
+                acc += np.einsum("fij,fij->ij", v, v)
+            cached = (acc[:, 0::2] + acc[:, 1::2]) / max(d.shape[0], 1)
+            self.__dict__["_mean_power"] = cached
+        return cached
 
     def ramp(self, shift_rc) -> np.ndarray:
         """exp(+2 pi i k.s): multiplying a spectrum by it moves the image by ``-shift`` (undoes ``shift``)."""
@@ -133,30 +157,69 @@ def make_spectra(frames, *, bfactor_px2: float = 300.0, max_size: int = 1024, co
     w2 = (win**2).astype(np.float32) if win is not None else np.ones(shape, np.float32)
     if g is not None:
         w2 = w2 * np.asarray(g, np.float32)
-    noise = []
-    for j, i in enumerate(progress(idx, total=n, desc=progress_desc)):
-        a = corrector(frames[i]) if corrector is not None else np.array(frames[i], dtype=np.float32)
-        if a.ndim != 2:
-            raise ValueError(f"frame {i} is not a 2D image (shape {a.shape})")
-        a = a.astype(np.float32, copy=False)
-        m = float(a.mean(dtype=np.float64))
-        if j < 4:  # the floor is an average: 4 frames give it to < 0.1%
-            if m < 20.0 and float(a.min()) >= 0.0:  # counting data: Poisson variance = mean (x gain)
-                noise.append(float(np.vdot(a.ravel(), w2.ravel())))
-            else:
-                noise.append(np.nan)
-        a -= m
-        if win is not None:
-            a *= win
-        f = sfft.rfft2(a, workers=_workers(a.size))
-        out[j] = f[rows, :ncols]
+    idx = list(idx)
+    # the mean is removed after the transform: FT((a - m) w) = FT(a w) - m FT(w) (one pass less)
+    wspec = _crop_rfft2((win if win is not None else np.ones(shape, np.float32))[None], rows, ncols, 1)[0]
+
+    def one(j):
+        """Spectrum of frame idx[j] into out[j]; the shot-noise power of the first 4 frames."""
+        blk = _read_block(frames, [idx[j]], corrector, win)
+        if blk.ndim != 3 or blk.shape[1:] != shape:
+            raise ValueError(f"frame {idx[j]} is not a 2D image of shape {shape} (got {blk.shape[1:]})")
+        f = _crop_rfft2(blk, rows, ncols, _workers(blk.size) if n < 4 else 1)[0]
+        m = np.complex64(f[0, 0].real / wspec[0, 0].real)  # the frame's windowed mean
+        np.multiply(wspec, m, out=out[j])
+        np.subtract(f, out[j], out=out[j])
         out[j, 0, 0] = 0.0
+        if j >= 4:  # the floor is an average: 4 frames give it to < 0.1%
+            return None
+        raw = _read_block(frames, [idx[j]], corrector, None)[0]
+        if float(raw.mean(dtype=np.float64)) < 20.0 and float(raw.min()) >= 0.0:
+            return float(np.vdot(raw.ravel(), w2.ravel()))  # counting data: Poisson variance = mean (x gain)
+        return np.nan
+
+    # frames are transformed one at a time (cache-sized), on two threads where there are several
+    jobs = _pool().map(one, range(n)) if n >= 4 and _FFT_WORKERS > 1 else map(one, range(n))
+    noise = [v for v in progress(jobs, total=n, desc=progress_desc) if v is not None]
     herm = np.full(ncols, 2.0, np.float32)
     herm[0] = 1.0
     if mc % 2 == 0:
         herm[-1] = 1.0
     nf = float(np.mean(noise)) if noise and np.all(np.isfinite(noise)) else None
     return Spectra(out, kr, kc, shape, bfactor_filter(kr, kc, bfactor_px2), herm, nf)
+
+
+def _read_block(frames, sel, corrector, win) -> np.ndarray:
+    """Frames ``sel`` as a new (k, row, col) float32 array, corrected and multiplied by ``win``."""
+    if corrector is not None:
+        blk = np.stack([np.asarray(corrector(frames[i]), dtype=np.float32) for i in sel])
+        if win is not None:
+            blk *= win
+        return blk
+    if sel == list(range(sel[0], sel[0] + len(sel))):
+        src = frames[sel[0]:sel[0] + len(sel)]
+    else:
+        src = np.stack([np.asarray(frames[i]) for i in sel])
+    if win is None:
+        return np.array(src, dtype=np.float32)
+    src = np.asarray(src)
+    if src.dtype == np.float32:
+        return src * win  # one pass: read, multiply, write
+    return np.asarray(src, dtype=np.float32) * win
+
+
+def _crop_rfft2(blk, rows, ncols, workers) -> np.ndarray:
+    """Half spectrum of real images ``blk`` (..., row, col) cropped to ``rows`` x ``ncols`` (complex64).
+    Where columns are cropped, only the kept columns are transformed along the rows (a pruned rfft2)."""
+    nr, nc_full = blk.shape[-2], blk.shape[-1] // 2 + 1
+    if ncols >= nc_full:
+        f = sfft.rfft2(blk, workers=workers)
+    else:
+        f1 = np.ascontiguousarray(sfft.rfft(blk, axis=-1, workers=workers)[..., :ncols])
+        f = sfft.fft(f1, axis=-2, workers=workers, overwrite_x=True)
+    if len(rows) < nr:
+        f = f[..., rows, :]
+    return f.astype(np.complex64, copy=False)
 
 
 def _dft_eval(xs, kr, kc, herm, rows_px, cols_px) -> np.ndarray:
@@ -249,7 +312,7 @@ def choose_bfactor(spec: Spectra, *, candidates=None, floor: float | None = None
     the B of f = exp(-B k^2 / 4) that maximises it. Low-dose phase-contrast images keep most of
     their signal at mid frequencies (CTF), where a strong low-pass would throw it away.
     """
-    p = np.mean(np.abs(spec.data) ** 2, axis=0).astype(np.float64)
+    p = spec.mean_power()
     k2 = spec.kr[:, None] ** 2 + spec.kc[None, :] ** 2
     herm = spec.hermite[None, :].astype(np.float64)
     if floor is None:
@@ -266,16 +329,23 @@ def choose_bfactor(spec: Spectra, *, candidates=None, floor: float | None = None
     sig[0, 0] = 0.0
     if candidates is None:
         candidates = np.logspace(0.5, 4.0, 22)
-    best, best_b = -np.inf, float(candidates[len(candidates) // 2])
-    for b in candidates:
-        f = np.exp(-b * k2 / 4.0)
-        if weight is not None:
-            f = f * weight
-        f[0, 0] = 0.0
-        q = np.sum(herm * f * sig) / np.sqrt(np.sum(herm * f**2 * p**2) + 1e-300)
-        if q > best:
-            best, best_b = q, float(b)
-    return best_b
+    # the low-pass depends on |k| only: the 2D sums fold into fine |k| bins (4096 up to the corner,
+    # where exp(-B k^2/4) changes by < 3% across a bin for every candidate B), then all B at once
+    wt = herm if weight is None else herm * np.asarray(weight, np.float64)
+    num_w = wt * sig
+    den_w = (wt if weight is None else wt * np.asarray(weight, np.float64)) * p**2
+    num_w[0, 0] = den_w[0, 0] = 0.0
+    kk = np.sqrt(k2).ravel()
+    nb = 4096
+    b_idx = np.minimum((kk / max(kk.max(), 1e-12) * nb).astype(np.int64), nb - 1)
+    cnt = np.maximum(np.bincount(b_idx, minlength=nb), 1)
+    k2_bin = np.bincount(b_idx, weights=k2.ravel(), minlength=nb) / cnt
+    num = np.bincount(b_idx, weights=num_w.ravel(), minlength=nb)
+    den = np.bincount(b_idx, weights=den_w.ravel(), minlength=nb)
+    cand = np.asarray(candidates, np.float64)
+    f = np.exp(-cand[:, None] * k2_bin[None, :] / 4.0)
+    q = (f @ num) / np.sqrt((f**2) @ den + 1e-300)
+    return float(cand[int(np.argmax(q))])
 
 
 def with_bfactor(spec: Spectra, bfactor_px2: float) -> Spectra:
@@ -314,7 +384,7 @@ def snr_weight(spec: Spectra, *, n_sigma: float = 4.0) -> np.ndarray:
     data, else the 5th percentile of the radial profile.
     """
     n = spec.data.shape[0]
-    p = np.mean(np.abs(spec.data) ** 2, axis=0).astype(np.float64)
+    p = spec.mean_power()
     k = np.sqrt(spec.kr[:, None] ** 2 + spec.kc[None, :] ** 2)
     nmin = min(spec.shape)
     ring = np.minimum(np.rint(k * nmin).astype(np.int64), int(nmin))

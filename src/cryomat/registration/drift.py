@@ -9,6 +9,7 @@ import scipy.fft as sfft
 
 from cryomat.registration.ccf import (Spectra, blas_single, ccf_peak, choose_bfactor, make_spectra, norm, snr_weight,
                                      with_bfactor)
+from cryomat.registration.loo import NewtonLOO, coarse_search, crop_spectra, progressive
 from cryomat.registration.smooth import smooth_trajectory
 
 
@@ -93,7 +94,7 @@ def lattice_period(spec: Spectra, *, z_threshold: float = 10.0, min_k: float = 0
     tracking more cautious; a missed lattice at very low dose would allow jumps, so the threshold is low.
     """
     n = spec.data.shape[0]
-    p = np.mean(np.abs(spec.data) ** 2, axis=0).astype(np.float64)
+    p = spec.mean_power()
     kr = spec.kr[:, None]
     kc = spec.kc[None, :]
     k = np.sqrt(kr**2 + kc**2)
@@ -257,32 +258,45 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
         res.extra.update({"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape)})
         return res
     guard = 0.45 * period if period else None
+    # first pass on a Fourier crop of at most 256^2 (a binned view; it keeps the lattice's first
+    # spots): the whole search disc, or the continuity-guarded progressive trajectory on a lattice
+    need = 2.5 * max(spec.shape) / period if period else 0.0
+    side = int(max(256, 2 * np.ceil(need / 2)))
+    coarse = crop_spectra(spec, side, side)
     if guard:
-        shifts = _progressive(spec, radius=guard)
+        shifts = progressive(coarse, radius=guard)
     else:
-        shifts = np.zeros((n, 2))
-    radius: float | None = guard if guard else max_shift
+        shifts = coarse_search(coarse, np.zeros((n, 2)), radius=max_shift, group=group)
+    shifts -= shifts.mean(0)
+    if n >= 5:
+        shifts = _reject_jumps(shifts)
+    # then Newton steps: on the crop until the updates are below 0.1 px (cheap), then on the full
+    # band until the largest update is below tol_px; each step is at most 1 px (and a quarter
+    # lattice period), so the continuity of the first pass is kept
+    max_step = min(1.0, 0.25 * period) if period else 1.0
+    fallback = min(guard, 3.0) if guard else 3.0
     converged = False
-    it = 0
+    it = 1
     peak = np.zeros(n)
-    active = None
-    for it in range(1, max_iterations + 1):
-        delta, peak = _loo_pass(spec, shifts, group=group, radius=radius, active=active, peak_prev=peak)
-        delta -= delta.mean(0)
-        new = shifts + delta
-        if it == 1 and n >= 5:
-            new = _reject_jumps(new)
-        delta = new - shifts
-        shifts = new
-        mag = np.hypot(delta[:, 0], delta[:, 1])
-        upd = float(np.max(mag))
-        # from the third pass on, only frames that still moved by more than tol/2 are re-measured
-        active = (mag > 0.5 * tol_px) if it >= 2 else None
-        # after the first pass only small corrections are searched (lattice-safe)
-        radius = min(guard, 3.0) if guard else 3.0
-        if upd < tol_px:
-            converged = True
-            break
+    stages = [(NewtonLOO(coarse, group=group), max(tol_px, 0.1))] if coarse is not spec else []
+    stages.append((NewtonLOO(spec, group=group), tol_px))
+    del coarse
+    for k, (engine, tol) in enumerate(stages):
+        last = k == len(stages) - 1
+        prev = None
+        while it < max(2, max_iterations) + (len(stages) - 1):
+            it += 1
+            delta, peak = engine.step(shifts, max_step=max_step, fallback_radius=fallback)
+            delta -= delta.mean(0)
+            shifts = shifts + delta
+            upd = float(np.max(np.hypot(delta[:, 0], delta[:, 1])))
+            # converged when the update, or the movement still to come predicted from the
+            # geometric rate of the last two updates (rho / (1 - rho) x update), is below tol
+            rho = upd / prev if prev else 1.0
+            if upd < tol or (rho < 0.5 and upd * rho / (1.0 - rho) < tol):
+                converged = last
+                break
+            prev = upd
     shifts, lost = _fill_lost(shifts, peak)
     raw = shifts - shifts[0]
     smoothed, lam = smooth_trajectory(raw, smoothing=smoothing, weights=np.clip(peak, 1e-3, None) ** 2)
