@@ -96,13 +96,61 @@ def test_growth_rates_against_truth(growth_run):
         errs_maj.append(row.major_rate_nm_per_s / (2 * c["va_px_s"] * 0.5) - 1)
         errs_min.append(row.minor_rate_nm_per_s / (2 * c["vb_px_s"] * 0.5) - 1)
         errs_an.append(row.anisotropy_ratio / c["anisotropy"] - 1)
-    # measured on this series (seed 0, 8 fits of 13-17 frames): median |error| 2.0% (major, max 5.7%),
-    # 4.6% (minor); over 5 seeds (bench_track): major median 2.2%, 92% of fits within 5%, minor median
-    # 4.4%, anisotropy median 3.9%. The minor axis grows only ~4-8 px over a track, so +-1 px mask edge
-    # noise limits it; bounds leave ~2 points of margin over the measured values
-    assert np.median(np.abs(errs_maj)) < 0.04 and np.max(np.abs(errs_maj)) < 0.08
-    assert np.median(np.abs(errs_min)) < 0.08
-    assert np.median(np.abs(errs_an)) < 0.08
+    # measured on this series (seed 0, 8 fits of 13-17 frames, axes fitted to the image, Huber-weighted
+    # rates): |error| median 1.8% / max 5.3% (major), 3.3% / 6.9% (minor), anisotropy 4.7% / 6.7%.
+    # Over seeds 0-9 (bench_track, 77 fits) major median 2.1%, minor 2.9%, anisotropy 3.5%. The minor
+    # axis grows only 4-12 px over a track and its per-frame error is ~0.3 px (shot noise and film
+    # texture at 8 e/A^2), so single fits scatter by several per cent; bounds leave ~2-3 points of margin
+    assert np.median(np.abs(errs_maj)) < 0.035 and np.max(np.abs(errs_maj)) < 0.08
+    assert np.median(np.abs(errs_min)) < 0.06 and np.max(np.abs(errs_min)) < 0.10
+    assert np.median(np.abs(errs_an)) < 0.07 and np.max(np.abs(errs_an)) < 0.10  # issue target <= 10%
+    # every fitted track used the image-fitted axes
+    assert (g["axes"] == "fit").all()
+
+
+def test_fit_ellipse_subpixel_axes():
+    from scipy import ndimage as ndi
+
+    from cryomat.simulate.growth import _ellipse_mask
+    from cryomat.tracking.axes import fit_ellipse
+
+    rng = np.random.default_rng(3)
+    errs = []
+    for _ in range(8):
+        a, b = rng.uniform(5, 10), rng.uniform(2.5, 4.5)
+        r0, c0, ang = 30 + rng.random(), 30 + rng.random(), rng.uniform(0, np.pi)
+        lab = np.zeros((60, 60))
+        sl, m = _ellipse_mask(lab.shape, r0, c0, a, b, ang)
+        lab[sl][m] = 1
+        soft = ndi.gaussian_filter(lab, 0.8)  # the growth simulator's contrast and blur, no film texture
+        img = rng.poisson(200 * (1 - 0.35 * soft)).astype(float)
+        f = fit_ellipse(img, soft > 0.5, polarity=-1, fit_sigma=False, sigma0=0.75)
+        errs.append((2 * f["a_px"] - 2 * a, 2 * f["b_px"] - 2 * b, abs(np.angle(np.exp(2j * (f["angle_rad"] - ang))))))
+    e = np.array(errs)
+    # shot noise at 200 counts/px and pixel sampling give ~0.2-0.3 px scatter of the full axes
+    # (measured: bias < 0.1 px); the Feret diameters of half-maximum masks scatter by ~0.5 px
+    assert np.all(np.abs(e[:, :2].mean(axis=0)) < 0.15)
+    assert np.all(e[:, :2].std(axis=0) < 0.5)
+    assert np.rad2deg(e[:, 2].max()) / 2 < 5.0  # orientation within 5 deg for b/a <= 0.9
+
+
+def test_huber_rate_resists_a_merged_frame():
+    from cryomat.tracking import fit_growth
+
+    rng = np.random.default_rng(0)
+    t = np.arange(12) * 10.0
+    major = 5 + 0.12 * t + rng.normal(0, 0.1, t.size)
+    minor = 3 + 0.05 * t + rng.normal(0, 0.1, t.size)
+    minor[[4, 9]] += 1.5  # two frames where a neighbour touched the crystal
+    sd = np.full(t.size, 0.1)
+    huber = fit_growth(t, major, minor, major_sd_nm=sd, minor_sd_nm=sd)
+    ols = fit_growth(t, major, minor, method="ols")
+    e_h, e_o = abs(huber["minor_rate_nm_per_s"] / 0.05 - 1), abs(ols["minor_rate_nm_per_s"] / 0.05 - 1)
+    # 0.1 nm noise on 12 frames: the slope's standard error is 1.7% of 0.05 nm/s; the two outliers
+    # move the least-squares minor rate by 7.8%, the Huber one by 3.7% (seeds 0-5: 0-3.7% vs 3.3-7.8%)
+    assert e_h < 0.05 and e_h < 0.6 * e_o
+    assert abs(huber["major_rate_nm_per_s"] / 0.12 - 1) < 0.02  # clean axis: within ~1 standard error
+    assert huber["n_downweighted"] >= 2
 
 
 def test_mask_tracking_hota(growth_run):

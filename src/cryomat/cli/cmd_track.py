@@ -22,6 +22,9 @@ def add_arguments(p):
     p.add_argument("--polarity", choices=["auto", "dark", "bright"], default="auto", help="object contrast")
     p.add_argument("--min-size", type=positive_float, metavar="NM", help="smallest object (equivalent diameter, nm)")
     p.add_argument("--min-track-frames", type=int, default=5, help="frames a track needs for a growth fit (default 5)")
+    p.add_argument("--axes", choices=["fit", "feret"], default="fit",
+                   help="axis lengths for growth rates: 'fit' a blurred ellipse to each crystal's image (sub-pixel, "
+                        "default) or the mask's 'feret' diameters (faster)")
 
 
 def _read_times(path, n):
@@ -72,6 +75,8 @@ def run(args) -> int:
         times = np.arange(n) * float(dt)
     if args.memory < 0:
         raise InputError("--memory must be >= 0")
+    if args.min_track_frames < 3:
+        raise InputError("--min-track-frames must be >= 3 (a rate and its interval need 3 points)")
     out = OutputDir(args.out, command="track", inputs=[args.series] + ([args.times] if args.times else []),
                     parameters=parameters_of(args))
     frames = np.asarray(img.data, dtype=np.float32)
@@ -81,7 +86,8 @@ def run(args) -> int:
     status(f"track: {n} frames of {frames.shape[1]} x {frames.shape[2]} px at {px:g} A/px")
     tracks, events, labels = track_series(frames, pixel_size=px, times_s=times, search_range_nm=args.search_range,
                                           memory=args.memory, dose_e_per_A2=args.dose, polarity=args.polarity,
-                                          min_size_nm=args.min_size)
+                                          min_size_nm=args.min_size, fit_axes=args.axes == "fit",
+                                          min_fit_frames=max(args.min_track_frames, 3))
     growth = growth_table(tracks, events, min_frames=args.min_track_frames, pixel_size=px)
     out.write_csv("tracks.csv", tracks)
     out.write_csv("events.csv", events)
@@ -99,9 +105,11 @@ def run(args) -> int:
         "n_frames": n, "n_tracks": int(tracks["track"].nunique()) if len(tracks) else 0,
         "n_detections": int(len(tracks)),
         "events": events["event"].value_counts().to_dict() if len(events) else {},
-        "n_growth_fits": int(len(growth)),
+        "n_growth_fits": int(len(growth)), "growth_axes": args.axes,
         "total_drift_nm": float(np.hypot(*tracks[["drift_row_px", "drift_col_px"]].iloc[-1]) * px / 10) if len(tracks) else 0.0,
     }
+    if "psf_sigma_px" in tracks and tracks["psf_sigma_px"].notna().any():
+        results["psf_sigma_px"] = float(tracks["psf_sigma_px"].median())
     if len(growth):
         results.update({
             "median_major_rate_nm_per_s": float(growth["major_rate_nm_per_s"].median()),

@@ -35,18 +35,30 @@ def overlay_frames(frames, labels, tracks, *, max_size: int = 512) -> list[np.nd
 
 
 def growth_figure(tracks, growth, *, max_tracks: int = 12):
-    """Axis lengths against time for the longest tracks, with their fitted rates."""
+    """Axis lengths against time for the longest tracks (image-fitted axes where the tracks have
+    them, else Feret diameters), with the fitted rates as lines."""
     from cryomat.report.figures import new_figure
 
     fig, axes = new_figure(2, 1, size=4.2)
     longest = growth.sort_values("n_frames", ascending=False).head(max_tracks)
+    fitted = "major_axis_fit_nm" in tracks and tracks["major_axis_fit_nm"].notna().any()
+    cols = ("major_axis_fit_nm", "minor_axis_fit_nm") if fitted else ("major_axis_nm", "minor_axis_nm")
     for row in longest.itertuples():
         g = tracks[tracks["track"] == row.track].sort_values("frame")
+        g = g[g[cols[0]].notna()]
+        if g.empty:
+            continue
         c = _colour(row.track) / 255.0
-        axes[0, 0].plot(g["time_s"], g["major_axis_nm"], "o-", ms=2.5, color=c, lw=0.8)
-        axes[0, 1].plot(g["time_s"], g["minor_axis_nm"], "o-", ms=2.5, color=c, lw=0.8)
-    axes[0, 0].set_title("major axis (Feret max)", fontsize=9)
-    axes[0, 1].set_title("minor axis (Feret min)", fontsize=9)
+        t = g["time_s"].to_numpy(float)
+        for ax, col, rate in ((axes[0, 0], cols[0], row.major_rate_nm_per_s),
+                              (axes[0, 1], cols[1], row.minor_rate_nm_per_s)):
+            y = g[col].to_numpy(float)
+            ax.plot(t, y, "o", ms=2.5, color=c)
+            # the fitted rate drawn through the data's weighted centre
+            ax.plot(t, np.mean(y) + rate * (t - np.mean(t)), "-", color=c, lw=0.8)
+    kind = "fitted ellipse" if fitted else "Feret"
+    axes[0, 0].set_title(f"major axis ({kind}) and fitted rate", fontsize=9)
+    axes[0, 1].set_title(f"minor axis ({kind}) and fitted rate", fontsize=9)
     for ax in axes[0]:
         ax.set_xlabel("time (s)")
         ax.set_ylabel("length (nm)")

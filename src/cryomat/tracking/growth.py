@@ -2,8 +2,10 @@
 
 Laws (chosen by the Akaike information criterion on the major axis, AIC = n ln(RSS/n) + 2k):
 linear L = L0 + v t (interface-limited), parabolic L^2 = L0^2 + K t (diffusion-limited), and
-power law L = A (t - t0 + dt)^n with its exponent. Rates are slopes of the axis length (nm/s)
-with 95% intervals from ordinary least squares; the anisotropy ratio is v_major / v_minor.
+power law L = A (t - t0 + dt)^n with its exponent. Rates are slopes of the axis length (nm/s),
+fitted by Huber-weighted least squares with each frame weighted by its measurement variance
+(the axes fitted to the image, :mod:`cryomat.tracking.axes`, come with standard errors), and
+95% intervals; the anisotropy ratio is v_major / v_minor.
 Akaike, IEEE TAC 19, 716 (1974), doi:10.1109/TAC.1974.1100705.
 """
 
@@ -30,18 +32,58 @@ def _ols(t, y):
     return float(coef[0]), float(coef[1]), float(half), rss
 
 
+BIW = 3.5
+
+
+def _huber_line(t, y, sd=None, *, k: float = 1.345, iterations: int = 20):
+    """Straight line by iteratively reweighted least squares with Huber weights (Huber, Ann. Math.
+    Stat. 35, 73, 1964, doi:10.1214/aoms/1177703732), each point also weighted by ``1/sd^2``
+    (its measurement variance) when ``sd`` is given. A frame whose axis is off by far more than
+    its uncertainty (a neighbour touching, a second crystal on the first) pulls the line only
+    with a bounded weight. Returns slope, intercept, slope 95% half-width, final weights."""
+    n = len(t)
+    w0 = np.ones(n) if sd is None else 1.0 / np.clip(np.asarray(sd, float) ** 2, 1e-12, None)
+    w0 = np.where(np.isfinite(w0), w0, np.nanmedian(w0) if np.isfinite(w0).any() else 1.0)
+    w = w0.copy()
+    A = np.stack([t, np.ones_like(t)], axis=1)
+    coef = np.zeros(2)
+    for _ in range(iterations):
+        sw = np.sqrt(w)
+        coef_new = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)[0]
+        z = (y - A @ coef_new) * np.sqrt(w0)  # residuals in units of each point's uncertainty
+        scale = 1.4826 * np.median(np.abs(z)) + 1e-12
+        u = np.abs(z) / (k * scale) if np.isfinite(k) else np.zeros_like(z)
+        w = w0 * np.where(u <= 1, 1.0, 1.0 / np.maximum(u, 1e-12))
+        done = np.allclose(coef_new, coef, rtol=1e-7, atol=1e-12)
+        coef = coef_new
+        if done:
+            break
+    if n > 2:
+        resid = y - A @ coef
+        s2 = float(np.sum(w * resid**2)) / (n - 2)
+        tw = np.sum(w * t) / np.sum(w)
+        var = s2 / np.sum(w * (t - tw) ** 2)
+        half = stats.t.ppf(0.975, n - 2) * np.sqrt(var)
+    else:
+        half = np.nan
+    return float(coef[0]), float(coef[1]), float(half), w / w0
+
+
 def _aic(rss, n, k):
     return n * np.log(max(rss, 1e-300) / n) + 2 * k
 
 
-def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False) -> dict:
-    """Fit one track. ``t_s``, axis lengths in nm (arrays of equal length, >= 3 points).
+def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False, major_sd_nm=None, minor_sd_nm=None,
+               method: str = "huber") -> dict:
+    """Fit one track. ``t_s``, axis lengths in nm (arrays of equal length, >= 3 points);
+    ``major_sd_nm``, ``minor_sd_nm``: optional standard errors of each axis length (nm).
 
-    ``robust``: rates from Theil-Sen slopes (Sen, JASA 63, 1379, 1968, doi:10.1080/01621459.1968.10480934)
-    instead of least squares. Off by default: with masks cut at half their own contrast
-    (:func:`cryomat.tracking.series.refine_objects`) the axis errors are small and symmetric, and
-    least squares gave lower rate errors on the ``growth`` simulator (median 2.0% vs 2.5%
-    major axis, 3.6% vs 4.2% minor axis over 31 fits of 4 seeds).
+    ``method``: "huber" (default: Huber IRLS, frames weighted by ``1/sd^2`` when given, see
+    :func:`_huber_line`), "wls" (weighted least squares, no down-weighting of outliers) or
+    "ols". On the ``growth`` simulator (10 seeds, 74 fits of crystals that never coalesced)
+    the weights lowered the minor-axis p90 rate error from 8.0% (OLS) to 7.1%.
+    ``robust``: rates from Theil-Sen slopes instead (Sen, JASA 63, 1379, 1968,
+    doi:10.1080/01621459.1968.10480934), unweighted.
     """
     t = np.asarray(t_s, float)
     L = np.asarray(major_nm, float)
@@ -49,8 +91,17 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False) -> dict:
     if len(t) < 3:
         raise ValueError("a growth fit needs at least 3 time points")
     tc = t - t[0]
+    if method not in ("huber", "wls", "ols"):
+        raise ValueError(f"method must be 'huber', 'wls' or 'ols', got {method!r}")
     v_maj, l0, dv_maj, rss_lin = _ols(tc, L)
     v_min, w0, dv_min, _ = _ols(tc, W)
+    n_down = 0
+    if method != "ols" and not robust:
+        k = 1.345 if method == "huber" else np.inf
+        v_maj, l0, dv_maj, wa = _huber_line(tc, L, major_sd_nm, k=k)
+        v_min, w0, dv_min, wb = _huber_line(tc, W, minor_sd_nm, k=k)
+
+        n_down = int(np.sum(np.minimum(wa, wb) < 0.5))
     if robust and len(t) >= 5:
         # Theil-Sen slopes (median of pairwise slopes) resist frames where the mask touched a
         # neighbour or lost a piece; their 95% interval replaces the OLS one
@@ -81,13 +132,20 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False) -> dict:
         "law": law, "parabolic_K_nm2_per_s": K, "power_exponent": n_exp, "power_exponent_ci95": dn,
         "aic_linear": aics["linear"], "aic_parabolic": aics["parabolic"], "aic_power": aics["power"],
         "major_axis_first_nm": float(L[0]), "major_axis_last_nm": float(L[-1]),
+        "minor_axis_first_nm": float(W[0]), "minor_axis_last_nm": float(W[-1]), "n_downweighted": n_down,
     }
 
 
 def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, min_frames: int = 5,
                  min_area_px: float = 12.0, pixel_size: float | None = None,
-                 min_solidity: float = 0.9) -> pd.DataFrame:
+                 min_solidity: float = 0.9, use_fit: bool = True, robust: bool = False,
+                 method: str = "huber", use_sd: bool = True) -> pd.DataFrame:
     """One row per track with at least ``min_frames`` usable detections.
+
+    Axis lengths are the image-fitted ones (``major_axis_fit_nm``, ``minor_axis_fit_nm``, with
+    their standard errors as weights when ``use_sd``) where ``tracks`` has them and ``use_fit``,
+    else the mask's Feret diameters (``axes`` column: "fit" or "feret"). ``method``, ``robust``:
+    see :func:`fit_growth`.
 
     A track that absorbed others in a merge is used only before the merge (after it, the mask
     is an aggregate, not one crystal). Detections smaller than ``min_area_px`` (needs
@@ -116,10 +174,23 @@ def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, mi
             g = g[~(g["solidity"] < min_solidity)]
         if len(g) < min_frames:
             continue
-        r = fit_growth(g["time_s"].to_numpy(), g["major_axis_nm"].to_numpy(), g["minor_axis_nm"].to_numpy())
-        rows.append({"track": int(tid), **r, "involved_in_merge": int(tid) in merged})
+        t = g["time_s"].to_numpy(float)
+        if use_fit and "major_axis_fit_nm" in g and g["major_axis_fit_nm"].notna().sum() >= min_frames:
+            g = g[g["major_axis_fit_nm"].notna()]
+            sd = use_sd and "major_axis_sd_nm" in g
+            r = fit_growth(g["time_s"].to_numpy(float), g["major_axis_fit_nm"].to_numpy(float),
+                           g["minor_axis_fit_nm"].to_numpy(float), robust=robust, method=method,
+                           major_sd_nm=g["major_axis_sd_nm"].to_numpy(float) if sd else None,
+                           minor_sd_nm=g["minor_axis_sd_nm"].to_numpy(float) if sd else None)
+            axes = "fit"
+        else:
+            r = fit_growth(t, g["major_axis_nm"].to_numpy(float), g["minor_axis_nm"].to_numpy(float), robust=robust,
+                           method=method)
+            axes = "feret"
+        rows.append({"track": int(tid), **r, "axes": axes, "involved_in_merge": int(tid) in merged})
     cols = ["track", "n_frames", "duration_s", "major_rate_nm_per_s", "major_rate_ci95_nm_per_s",
             "minor_rate_nm_per_s", "minor_rate_ci95_nm_per_s", "anisotropy_ratio", "law", "parabolic_K_nm2_per_s",
             "power_exponent", "power_exponent_ci95", "aic_linear", "aic_parabolic", "aic_power",
-            "major_axis_first_nm", "major_axis_last_nm", "involved_in_merge"]
+            "major_axis_first_nm", "major_axis_last_nm", "minor_axis_first_nm", "minor_axis_last_nm", "n_downweighted",
+            "axes", "involved_in_merge"]
     return pd.DataFrame(rows, columns=cols)

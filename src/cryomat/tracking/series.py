@@ -199,8 +199,15 @@ def find_events(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int
 
 
 def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: float | None = None, memory: int = 2,
-                 dose_e_per_A2: float | None = None, polarity: str = "auto", min_size_nm: float | None = None):
-    """Segment, link and find events. Returns (tracks table, events table, labels)."""
+                 dose_e_per_A2: float | None = None, polarity: str = "auto", min_size_nm: float | None = None,
+                 fit_axes: bool = True, min_fit_frames: int = 5):
+    """Segment, link and find events. Returns (tracks table, events table, labels).
+
+    ``fit_axes``: for tracks of at least ``min_fit_frames`` detections, also measure each
+    detection's axes by fitting a blurred elliptical disc to the image
+    (:func:`cryomat.tracking.axes.measure_axes`: columns ``major_axis_fit_nm``,
+    ``minor_axis_fit_nm`` with standard errors ``*_sd_nm``), which growth rates then use.
+    """
     det, labels = detect_series(frames, pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, polarity=polarity,
                                 min_size_nm=min_size_nm)
     n = len(frames)
@@ -210,6 +217,10 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
     if det.empty:
         cols = ["track", "frame", "time_s", "row_px", "col_px", "area_nm2", "major_axis_nm", "minor_axis_nm",
                 "orientation_deg", "solidity", "label", "drift_row_px", "drift_col_px"]
+        if fit_axes:
+            from cryomat.tracking.axes import FIT_COLUMNS
+
+            cols += FIT_COLUMNS
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=["event", "frame", "tracks", "into_track"]), labels
     if search_range_nm is None:
         # default: half the median object size plus the allowance for drift residuals
@@ -222,4 +233,10 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
     events = find_events(tracks, labels)
     cols = ["track", "frame", "time_s", "row_px", "col_px", "area_nm2", "major_axis_nm", "minor_axis_nm",
             "orientation_deg", "solidity", "label", "drift_row_px", "drift_col_px"]
+    if fit_axes:
+        from cryomat.tracking.axes import FIT_COLUMNS, measure_axes
+
+        pol = {"dark": -1, "bright": 1}.get(polarity)
+        tracks = measure_axes(tracks, frames, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
+        cols += FIT_COLUMNS
     return tracks[cols].sort_values(["track", "frame"]).reset_index(drop=True), events, labels
