@@ -30,24 +30,35 @@ def test_local_thickness_axis_slabs_subvoxel():
     assert local_thickness(m4)[m4].mean() - local_thickness(m3)[m3].mean() == pytest.approx(1.0, abs=0.05)
 
 
-def test_local_thickness_oblique_slabs_shell_and_units():
-    # 4- and 6-voxel slabs at random orientations and a 4-voxel spherical shell: staircase boundaries
-    # make the error orientation dependent (measured mean |error| ~0.15-0.2 voxel for these, up to
-    # ~1 voxel for single 9-12 voxel oblique slabs), so the mean error over the set is held to 0.4 voxel
+def test_local_thickness_oblique_slabs_shells_and_curved_sheets():
+    # the targets per voxel: mean |error| <= 0.25 voxel and |bias| <= 0.1 voxel on slabs, shells
+    # and curved sheets. Oblique slabs (3-8 voxels, random normals), a spherical and a cylindrical shell
+    # and a sinusoidal sheet; the sub-voxel estimate measured MAE ~0.06-0.12 and bias ~+-0.06 on such sets
+    # (benchmarks/bench_tomo.py thickness), so the targets themselves are asserted. 2 nm voxels: output in nm.
     rng = np.random.default_rng(0)
     z, y, x = np.mgrid[:48, :48, :48] - 23.5
-    errs = []
-    for T in (4, 6):
-        for _ in range(3):
-            n = rng.normal(size=3)
-            n /= np.linalg.norm(n)
-            m = np.abs(z * n[0] + y * n[1] + x * n[2] - rng.uniform()) <= T / 2
-            core = m & (np.abs(x) < 12) & (np.abs(y) < 12) & (np.abs(z) < 12)
-            errs.append(local_thickness(m, voxel_size=2.0)[core].mean() / 2.0 - T)  # 2 nm voxels: output in nm
-    r = np.sqrt(z ** 2 + y ** 2 + x ** 2)
+    core = (np.abs(x) < 12) & (np.abs(y) < 12) & (np.abs(z) < 12)
+    errs = {"oblique": [], "shell": [], "curved": []}
+    for T in (3, 5, 8):
+        n = rng.normal(size=3)
+        n /= np.linalg.norm(n)
+        m = np.abs(z * n[0] + y * n[1] + x * n[2] - rng.uniform()) <= T / 2
+        errs["oblique"].append(local_thickness(m, voxel_size=2.0)[m & core] / 2.0 - T)
+    r = np.sqrt((z - 0.3) ** 2 + (y + 0.2) ** 2 + x ** 2)
     shell = (r >= 14) & (r < 18)
-    errs.append(local_thickness(shell)[shell].mean() - 4)
-    assert np.mean(np.abs(errs)) <= 0.4
+    errs["shell"].append(local_thickness(shell)[shell] - 4)
+    rc = np.sqrt(z ** 2 + (y - 0.4 * x) ** 2 / 1.16)  # cylinder along the (0, 0.4, 1) direction
+    cyl = (rc >= 10) & (rc < 13)
+    errs["curved"].append(local_thickness(cyl)[cyl & (np.abs(x) < 16)] - 3)
+    zz, xx = z[:, 0, :], x[:, 0, :]
+    xs = np.linspace(-40, 40, 4001)
+    dist = np.min(np.hypot(zz[..., None] - 4 * np.sin(2 * np.pi * xs / 40), xx[..., None] - xs), axis=-1)
+    sheet = np.broadcast_to((dist <= 2)[:, None, :], z.shape)  # 4-voxel sheet along z = 4 sin(2 pi x / 40)
+    errs["curved"].append(local_thickness(sheet)[sheet] - 4)
+    for kind, e in errs.items():
+        e = np.concatenate(e)
+        assert np.abs(e).mean() <= 0.25, kind
+        assert abs(e.mean()) <= 0.1, kind
 
 
 @pytest.fixture(scope="module")
