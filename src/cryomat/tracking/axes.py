@@ -62,12 +62,13 @@ def render_ellipse(shape, params, *, sub: int = _SUB) -> np.ndarray:
 
 def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None = None, polarity: int = -1,
                 noise: float | None = None, margin: int = 5, sigma0: float = 1.0, fit_sigma: bool = True,
-                angle: float | None = None, init=None) -> dict | None:
+                angle: float | None = None, contrast: float | None = None, init=None) -> dict | None:
     """Fit one crystal. ``mask``: its pixels (bool, image-sized); ``exclude``: pixels of other
     objects to leave out of the fit; ``polarity``: -1 dark crystals, +1 bright.
     ``noise``: the film's pixel noise (for the reduced chi-square; estimated from the crop's
     background when None). ``sigma0``: the point spread (px), fitted too when ``fit_sigma``.
     ``angle``: hold the direction of the ``a`` axis fixed (rad; e.g. a track's mean), else fitted.
+    ``contrast``: hold the relative contrast ``C`` fixed (e.g. a track's mean), else fitted.
     ``init``: optional (row, col, a, b, angle) start.
 
     Returns ``{"row_px", "col_px", "a_px", "b_px", "angle_rad", "sigma_px", "contrast",
@@ -111,8 +112,8 @@ def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None
         cy, cx, a0, b0, ang = init[0] - r1, init[1] - c1, init[2], init[3], init[4]
         if angle is not None:
             ang = angle
-    full = np.array([cy, cx, a0, b0, ang, sigma0, bgl, c_init], float)
-    free = np.array([True, True, True, True, angle is None, fit_sigma, True, True])
+    full = np.array([cy, cx, a0, b0, ang, sigma0, bgl, c_init if contrast is None else contrast], float)
+    free = np.array([True, True, True, True, angle is None, fit_sigma, True, contrast is None])
     lo_all = np.array([-np.inf, -np.inf, 0.5, 0.5, -np.inf, 0.2, -np.inf, 0.0])
     hi_all = np.array([np.inf, np.inf, np.inf, np.inf, np.inf, 4.0, np.inf, 2.0])
     sel = use.ravel()
