@@ -2,11 +2,20 @@
 
 Usage::
 
-    python benchmarks/bench_align.py            # accuracy + peers (512^2 x 20, several seeds)
-    python benchmarks/bench_align.py --seeds 3  # quicker
+    python benchmarks/bench_align.py            # accuracy + peers (512^2 x 20, 10 seeds)
+    python benchmarks/bench_align.py --quick    # 2 seeds of everything (about 1-2 min on a quiet machine)
     python benchmarks/bench_align.py --big      # only the 4096^2 x 40 float32 timing (needs ~3 GB RAM + 2.7 GB disk)
 
-Writes ``benchmarks/results/align.json`` (or ``align_big.json``).
+Writes ``benchmarks/results/align.json`` (``align_quick.json``, ``align_big.json``).
+
+What is timed (speed vs peers): every method gets the same in-memory float32 stack of 20 raw
+frames of 512^2 px and returns one shift per frame. Ours is the whole of ``estimate_drift`` (frame
+spectra, lattice check, B-factor choice, leave-one-out passes, trajectory smoothing); the
+scikit-image peer is a loop of ``phase_cross_correlation(frame 0, frame i, upsample_factor=20)``;
+HyperSpy is ``Signal2D.estimate_shift2D(reference="current", sub_pixel_factor=20)``. Every method
+is warmed up once on another movie (imports, thread pools), then each call is repeated
+``--repeats`` times on the same data and the best wall time (and the CPU time of that call, all
+threads) is kept, the same for all methods. Ratios are medians over seeds.
 """
 
 from __future__ import annotations
@@ -38,12 +47,36 @@ def _best_sign(est, truth):
     return a if a[0] <= b[0] else b
 
 
+REPEATS = 3
+
+
 def cpu_timed(func, *args, **kwargs):
-    """(result, wall s, CPU s of this process): on a shared, loaded machine the CPU time is the
-    fairer speed measure (the wall time depends on what the other processes do)."""
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = func(*args, **kwargs)
-    return out, time.perf_counter() - t0, time.process_time() - c0
+    """(result, wall s, CPU s of this process, all threads) of the fastest of ``REPEATS`` calls: on a
+    shared, loaded machine the CPU time is the fairer speed measure (the wall time depends on what
+    the other processes do)."""
+    best = (None, np.inf, np.inf)
+    for _ in range(max(1, REPEATS)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = func(*args, **kwargs)
+        t, c = time.perf_counter() - t0, time.process_time() - c0
+        if t < best[1]:
+            best = (out, t, c)
+    return best
+
+
+def warm_up(peers: bool) -> None:
+    """One call of every method on a small movie: imports and thread pools are not timed."""
+    from cryomat import registration as reg
+    from cryomat.simulate.movie import render_movie
+
+    frames = render_movie(n_frames=6, shape=(128, 128), dose_per_frame=1.0, seed=1)[0]
+    reg.estimate_drift(frames)
+    if peers:
+        skimage_loop(frames)
+        try:
+            hyperspy_shift2d(frames)
+        except Exception:  # noqa: BLE001 - recorded where it matters (the timed calls)
+            pass
 
 
 def skimage_loop(frames):
@@ -69,8 +102,10 @@ def accuracy(seeds: int, peers: bool) -> dict:
     from cryomat.simulate.movie import render_movie
 
     out = {}
+    warm_up(peers)
     for dose in (0.5, 0.1):
         rows = []
+        load0 = os.getloadavg()[0]
         for seed in range(seeds):
             frames, truth, _, _ = render_movie(n_frames=20, shape=(512, 512), dose_per_frame=dose, seed=100 + seed)
             res, t, c = cpu_timed(reg.estimate_drift, frames)
@@ -89,21 +124,27 @@ def accuracy(seeds: int, peers: bool) -> dict:
             rows.append(row)
             print(dose, row, flush=True)
         rms = np.array([r["rms_px"] for r in rows])
-        summ = {"counts_per_px_per_frame": dose, "n_seeds": seeds, "rms_px_mean": float(rms.mean()),
+        summ = {"counts_per_px_per_frame": dose, "n_seeds": seeds, "load_avg_1min": [load0, os.getloadavg()[0]],
+                "rms_px_mean": float(rms.mean()),
                 "rms_px_worst": float(rms.max()), "max_frame_error_px": float(max(r["max_px"] for r in rows)),
                 "frames_off_by_more_than_2px": int(sum(r["max_px"] > 2 for r in rows)),
-                "time_s_median": float(np.median([r["time_s"] for r in rows])), "runs": rows}
+                "time_s_median": float(np.median([r["time_s"] for r in rows])),
+                "cpu_s_median": float(np.median([r["cpu_s"] for r in rows])), "runs": rows}
         pr = [r for r in rows if "skimage_rms_px" in r]
         if pr:
             summ["skimage_rms_px_mean"] = float(np.mean([r["skimage_rms_px"] for r in pr]))
+            summ["skimage_max_px_worst"] = float(max(r["skimage_max_px"] for r in pr))
             summ["skimage_time_s_median"] = float(np.median([r["skimage_time_s"] for r in pr]))
+            summ["skimage_cpu_s_median"] = float(np.median([r["skimage_cpu_s"] for r in pr]))
             summ["speedup_vs_skimage"] = summ["skimage_time_s_median"] / float(np.median([r["time_s"] for r in pr]))
             summ["cpu_speedup_vs_skimage"] = float(np.median([r["skimage_cpu_s"] for r in pr])) / float(
                 np.median([r["cpu_s"] for r in pr]))
             ph = [r for r in pr if "hyperspy_rms_px" in r]
             if ph:
                 summ["hyperspy_rms_px_mean"] = float(np.mean([r["hyperspy_rms_px"] for r in ph]))
+                summ["hyperspy_max_px_worst"] = float(max(r["hyperspy_max_px"] for r in ph))
                 summ["hyperspy_time_s_median"] = float(np.median([r["hyperspy_time_s"] for r in ph]))
+                summ["hyperspy_cpu_s_median"] = float(np.median([r["hyperspy_cpu_s"] for r in ph]))
                 summ["speedup_vs_hyperspy"] = summ["hyperspy_time_s_median"] / float(
                     np.median([r["time_s"] for r in ph]))
                 summ["cpu_speedup_vs_hyperspy"] = float(np.median([r["hyperspy_cpu_s"] for r in ph])) / float(
@@ -237,22 +278,30 @@ def big() -> dict:
 
 
 def main():
+    global REPEATS
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="2 seeds of everything, written to align_quick.json")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per method and movie (the best is kept)")
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     a = ap.parse_args()
+    REPEATS = a.repeats
+    if a.quick:
+        a.seeds = 2
     load = os.getloadavg()[0]
     if a.big:
         write_result("align_big", {"load_avg_1min": load, "big": big()})
         return
-    payload = {"load_avg_1min_at_start": load}
+    payload = {"load_avg_1min_at_start": load, "repeats": REPEATS,
+               "timing": "each method on the same in-memory float32 frames, warmed up once; best wall time "
+                         "of --repeats calls and the CPU time (all threads) of that call; ratios: medians over seeds"}
     payload["accuracy_512x20"] = accuracy(a.seeds, not a.no_peers)
     payload["lattice_only_0.1"] = lattice_jumps(a.seeds)
     payload["subpixel_bias_high_dose"] = subpixel_bias(max(2, a.seeds // 3))
     payload["patches_doming"] = patches(max(2, a.seeds // 3))
     payload["load_avg_1min_at_end"] = os.getloadavg()[0]
-    write_result("align", payload)
+    write_result("align_quick" if a.quick else "align", payload)
 
 
 if __name__ == "__main__":

@@ -266,9 +266,20 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     if guard:
         shifts = progressive(coarse, radius=guard)
     else:
-        shifts = coarse_search(coarse, np.zeros((n, 2)), radius=max_shift, group=group)
+        # the first reference is the drift-blurred sum of the unaligned frames: repeat the
+        # search against the sharper, aligned sum until it moves the frames by less than a CCF step
+        shifts = np.zeros((n, 2))
+        step = max(coarse.ccf_step)
+        for _ in range(COARSE_PASSES):
+            new = shifts + coarse_search(coarse, shifts, radius=max_shift, group=group)
+            if n >= 5:  # a frame far from its neighbours' running median locked onto noise
+                new = _reject_jumps(new)
+            new -= new.mean(0)
+            delta, shifts = new - shifts, new
+            if float(np.max(np.hypot(delta[:, 0], delta[:, 1]))) < step:
+                break
     shifts -= shifts.mean(0)
-    if n >= 5:
+    if guard and n >= 5:
         shifts = _reject_jumps(shifts)
     # then Newton steps: on the crop until the updates are below 0.1 px (cheap), then on the full
     # band until the largest update is below tol_px; each step is at most 1 px (and a quarter
@@ -307,6 +318,9 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
                        converged=converged, lattice_period_px=period, smoothing=lam, pixel_size=pixel_size,
                        extra={"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape),
                               "lost_frames": np.nonzero(lost)[0].tolist()})
+
+
+COARSE_PASSES = 4
 
 
 def _reject_jumps(s: np.ndarray, *, window: int = 5, min_px: float = 2.0) -> np.ndarray:

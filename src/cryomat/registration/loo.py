@@ -71,7 +71,7 @@ def _aligned(spec: Spectra, shifts: np.ndarray, group: int):
     return mine, total
 
 
-_THREAD_MIN = 1 << 20  # complex coefficients in all frames from which a pass runs on 2 threads
+_THREAD_MIN = 1 << 19  # complex coefficients in all frames from which a pass runs on 2 threads
 def _split(blocks):
     """The blocks in two halves (by count), for two threads."""
     h = (len(blocks) + 1) // 2
@@ -83,9 +83,12 @@ def _blocks(n: int, per_frame: int):
     return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
-def coarse_search(spec: Spectra, shifts: np.ndarray, *, radius: float, group: int = 1) -> np.ndarray:
+def coarse_search(spec: Spectra, shifts: np.ndarray, *, radius: float, group: int = 1,
+                  refine: bool = False) -> np.ndarray:
     """Residual shift (n, 2) px of every frame against the sum of the others, searched in the whole
-    disc of ``radius`` px with one batched inverse FFT of the (cropped) CCF, refined on matrix-DFT grids."""
+    disc of ``radius`` px with one batched inverse FFT of the (cropped) CCF: the grid maximum and a
+    parabola through its neighbours (about a fifth of the CCF step), or, with ``refine``, matrix-DFT
+    grids down to 1 px and a parabola."""
     mine, total = _aligned(spec, shifts, group)
     mr, mc = spec.ccf_shape
     sr, sc = spec.ccf_step
@@ -100,8 +103,16 @@ def coarse_search(spec: Spectra, shifts: np.ndarray, *, radius: float, group: in
         c = sfft.irfft2(x, s=(mr, mc), workers=2 if mr * mc >= 1 << 16 else 1)
         np.copyto(c, np.float32(-np.inf), where=~inside[None])
         i, j = np.unravel_index(np.argmax(c.reshape(hi - lo, -1), axis=1), (mr, mc))
-        pos[lo:hi, 0], pos[lo:hi, 1] = rr[i], cc[j]
-        mine[lo:hi] = x  # keep the filtered cross spectra for the refinement
+        b = np.arange(hi - lo)
+        v0 = c[b, i, j]
+        with np.errstate(invalid="ignore"):
+            dr = _parabola(c[b, (i - 1) % mr, j], v0, c[b, (i + 1) % mr, j])
+            dc = _parabola(c[b, i, (j - 1) % mc], v0, c[b, i, (j + 1) % mc])
+        pos[lo:hi, 0], pos[lo:hi, 1] = rr[i] + dr * sr, cc[j] + dc * sc
+        if refine:
+            mine[lo:hi] = x  # keep the filtered cross spectra for the refinement
+    if not refine:
+        return pos
     return grid_refine(spec, mine, pos, step=max(sr, sc), stop=1.0)
 
 
