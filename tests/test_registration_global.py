@@ -90,9 +90,11 @@ def test_bad_frames(bad, msg):
 
 def test_group_and_all_pairs_agree_with_truth():
     # the all-pairs solver recovers the trajectory at 0.5 c/px/frame (192^2 x 10) within 0.15 px RMS
-    # (typical 0.06 px). Grouping 3 frames averages the motion over +-1 frame, which biases the fast
-    # first frames (~1 px/frame here): it is meant for much lower doses, so only 0.4 px is required.
+    # (typical 0.06 px). Grouping 3 frames averages the motion over +-1 frame; the per-frame updates
+    # are the regularised inverse of that averaging, so the fast first frames (~1 px/frame here) are
+    # no longer biased much: 0.095-0.134 px RMS over seeds 8-13 (0.14-0.72 px when each frame took its
+    # group's residual), so 0.2 px is required.
     frames, truth, _, _ = render_movie(n_frames=10, shape=(192, 192), dose_per_frame=0.5, drift_total_px=5.0,
                                        specimen="film", seed=8)
     assert _rms(reg.estimate_drift(frames, mode="all-pairs").shifts_px, truth["drift_px"])[0] < 0.15
-    assert _rms(reg.estimate_drift(frames, group=3).shifts_px, truth["drift_px"])[0] < 0.4
+    assert _rms(reg.estimate_drift(frames, group=3).shifts_px, truth["drift_px"])[0] < 0.2
