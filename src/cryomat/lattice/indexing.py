@@ -50,11 +50,13 @@ class ZoneMatch:
     mirrored: bool
     matched: dict = field(default_factory=dict)  # peak index -> (h, k, l, d_template_A)
     n_noncollinear: int = 0
+    confirmed: list = field(default_factory=list)  # (h, k, l, kx, ky) predicted spots seen below snr_min
 
     def to_dict(self) -> dict:
         return {"name": self.phase, "zone_axis": list(self.zone_axis), "score": round(self.score, 4),
                 "explained_fraction": round(self.explained, 4), "template_recall": round(self.recall, 4),
-                "matched_peaks": len(self.matched), "scale_factor": round(self.scale_factor, 5),
+                "matched_peaks": len(self.matched), "confirmed_weak_spots": len(self.confirmed) // 2,
+                "scale_factor": round(self.scale_factor, 5),
                 "rotation_deg": round(self.rotation_deg, 3), "mirrored": self.mirrored}
 
 
@@ -118,7 +120,7 @@ def _fit(P, G):
     return float(abs(z)), float(np.angle(z))
 
 
-def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min):
+def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min, evidence=None, alpha=0.002):
     ph, uvw, g, wg, hkl, dd = item
     for _ in range(2):
         j, ok, gg, Q = _match(P, g, s, theta, mirror, k_tol, rel_tol)
@@ -129,9 +131,19 @@ def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_
     if ok.sum() < 1:
         return None
     explained = float(wP[ok].sum() / wP.sum())
-    inrange = np.linalg.norm(Q, axis=1) <= kmax
+    qk = np.linalg.norm(Q, axis=1)
     found = np.zeros(len(g), bool)
     found[j[ok]] = True
+    confirmed = np.zeros(len(g), bool)
+    p_conf = np.ones(len(g))
+    if evidence is not None:
+        # a predicted spot below the detection threshold is still seen if the spectrum is significant
+        # exactly where the hypothesis puts it (no search, so a p-value of alpha suffices)
+        _z, p = evidence.significance(Q[:, 0], Q[:, 1])
+        confirmed = (p <= alpha) & ~found
+        found |= confirmed
+        p_conf = p
+    inrange = (qk <= kmax) | found
     # a missing template spot counts against the hypothesis only as far as it should have been
     # seen: its expected SNR is the observed SNR per unit |F|^2 of the matched spots times its |F|^2
     per_w = np.median(wP[ok] / np.maximum(wg[j[ok]], 1e-6))
@@ -141,7 +153,7 @@ def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_
     recall = float(wv[found & inrange].sum() / max(wv[inrange].sum(), 1e-12))
     prior = math.exp(-0.5 * (math.log(s) / sigma_s) ** 2)
     score = explained * recall * prior
-    return score, explained, recall, s, theta, j, ok
+    return score, explained, recall, s, theta, j, ok, confirmed, Q, p_conf
 
 
 def _noncollinear(vectors, min_angle_deg=8.0) -> int:
@@ -154,7 +166,8 @@ def _noncollinear(vectors, min_angle_deg=8.0) -> int:
     return 2 if np.any(diff > min_angle_deg) else 1
 
 
-def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s, angle_tol_deg, n_anchor, snr_min):
+def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s, angle_tol_deg, n_anchor, snr_min,
+            evidence=None, confirm_p=0.002, confirm_p_direction=5e-4):
     """Best hypothesis per (phase, zone axis) for observed half-plane vectors P with weights wP."""
     order = np.argsort(-wP)
     anchors = []
@@ -201,7 +214,8 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
                             continue
                         cand = [(s_a[i], _angle(gg[i], pa))]
                     for s, theta in cand:
-                        r = _evaluate(Pfull, wfull, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min)
+                        r = _evaluate(Pfull, wfull, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min,
+                                      evidence, confirm_p)
                         if r is None or abs(math.log(r[3])) > scale_tolerance:
                             continue
                         if best is None or r[0] > best[0][0]:
@@ -210,7 +224,7 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
                     break
         if best is None:
             continue
-        (score, explained, recall, s, theta, j, ok), mirror = best
+        (score, explained, recall, s, theta, j, ok, conf, Q, pconf), mirror = best
         n = len(P)
         matched = {}
         for idx in range(2 * n):
@@ -221,10 +235,15 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
                     if idx >= n:
                         h, k, l = -h, -k, -l
                     matched[pi] = (h, k, l, float(dd[j[idx]]))
-        ncol = _noncollinear(P[list(matched)]) if matched else 0
+        # a weak spot may supply the second lattice direction only at a p-value that survives the
+        # search over all hypotheses (phases x zone axes x anchor choices: ~10^3 predicted positions)
+        strong_conf = conf & (pconf <= confirm_p_direction)
+        seen_vectors = np.concatenate([P[list(matched)], Q[strong_conf]]) if matched else Q[strong_conf]
+        ncol = _noncollinear(seen_vectors) if len(seen_vectors) else 0
+        confirmed = [(*(int(x) for x in hkl[i]), float(Q[i, 0]), float(Q[i, 1])) for i in np.flatnonzero(conf)]
         results.append(ZoneMatch(phase=ph.name, zone_axis=tuple(int(x) for x in uvw), score=score, explained=explained,
                                  recall=recall, scale_factor=s, rotation_deg=math.degrees(theta), mirrored=mirror,
-                                 matched=matched, n_noncollinear=ncol))
+                                 matched=matched, n_noncollinear=ncol, confirmed=confirmed))
     return results, single
 
 
@@ -245,7 +264,8 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
                     k_tol_per_A: float = 0.004, rel_tol: float = 0.012, scale_tolerance: float = 0.06,
                     sigma_scale: float = 0.03, angle_tol_deg: float = 3.0, ambiguity_ratio: float = 0.85,
                     min_score: float = 0.3, max_domains: int = 3, max_index: int = 2, d_min: float | None = None,
-                    n_anchor: int = 5, snr_min: float = 12.0) -> PhaseID:
+                    n_anchor: int = 5, snr_min: float = 12.0, use_spectrum: bool = True,
+                    confirm_p: float = 0.002, confirm_p_direction: float = 5e-4) -> PhaseID:
     """Index FFT spots against a phase library and name the phase(s), or say it cannot.
 
     Parameters
@@ -266,6 +286,18 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
     d_min : smallest template spacing (A); default just below the smallest observed spacing.
     snr_min : the significance threshold the spots were found with; a predicted spot that is
         missing counts against a hypothesis in proportion to how far above it it should have been.
+    use_spectrum : if the table carries ``attrs["spectrum_evidence"]`` (from :func:`find_fft_peaks`),
+        look at each hypothesis's predicted spot positions in the significance map: a predicted spot
+        whose local significance has a p-value <= ``confirm_p`` under the empirical null of the
+        spectrum counts as seen (it also supplies the second, non-collinear direction when only one
+        spot was detected). Position known in advance means no search, hence the low threshold.
+    confirm_p : p-value for such a confirmation (default 0.002: with ~10-30 predicted positions per
+        hypothesis, a wrong one gains a chance confirmation in a few % of cases, and still needs
+        the right spacings, angles and scale to score).
+    confirm_p_direction : stricter p-value for a weak spot that supplies the only second lattice
+        direction (one detected spacing + one confirmed spot): the hypotheses tried then amount to
+        a search over ~10^2-10^3 predicted positions; 5e-4 (with the rival and twin checks) gave no
+        wrong label from a confirmed direction in the phase-ID benchmark.
 
     Returns
     -------
@@ -288,7 +320,11 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
     w_all = pk["snr"].to_numpy(dtype=np.float64) if "snr" in pk else np.ones(len(pk))
     w_all = np.clip(w_all, 1e-3, None)
     kobs = np.linalg.norm(P_all, axis=1)
+    evidence = peaks.attrs.get("spectrum_evidence") if use_spectrum else None
     dmin = d_min if d_min is not None else 0.97 / kobs.max()
+    if evidence is not None and d_min is None:
+        # predicted spots up to 2 x the largest detected |k| can still be confirmed in the spectrum
+        dmin = max(dmin / 2.0, 1.0 / evidence.k_max_per_A)
     templates = _Templates(phases, d_min=dmin, max_index=max_index, temperature_K=temperature_K)
     remaining = np.arange(len(pk))
     for _dom in range(max_domains):
@@ -298,7 +334,8 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
         kmax = 1.03 * kobs.max()
         res, single = _search(P, wP, kmax, templates, k_tol=k_tol_per_A, rel_tol=rel_tol,
                               scale_tolerance=scale_tolerance, sigma_s=sigma_scale, angle_tol_deg=angle_tol_deg,
-                              n_anchor=n_anchor, snr_min=snr_min)
+                              n_anchor=n_anchor, snr_min=snr_min, evidence=evidence, confirm_p=confirm_p,
+                              confirm_p_direction=confirm_p_direction)
         if not res:
             if _dom == 0:
                 out.append({"name": "unknown", "reason": "no library zone axis matches the spot spacings and angles",
@@ -317,16 +354,31 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
         def _overlap(m):
             return sum(wP[i] for i in m.matched if i in best.matched) / max(wb, 1e-12)
 
+        def _uncovered(a, b):
+            """Spots that hypothesis ``a`` confirmed in the spectrum and ``b`` does not predict there."""
+            if not a.confirmed:
+                return 0
+            va = np.array([c[3:5] for c in a.confirmed])
+            vb = np.array([c[3:5] for c in b.confirmed]) if b.confirmed else np.zeros((0, 2))
+            vb = np.concatenate([vb, P[list(b.matched)], -P[list(b.matched)]]) if b.matched else vb
+            if not len(vb):
+                return len(va)
+            d = np.linalg.norm(va[:, None, :] - vb[None, :, :], axis=2).min(axis=1)
+            return int(np.sum(d > k_tol_per_A + rel_tol * np.linalg.norm(va, axis=1)))
+
+        # a rival that leaves significant predicted spots of the best unexplained, while the best
+        # explains all of the rival's, has lost on the evidence even if its score is close
         rivals = [m for name, m in per_phase.items() if name != best.phase and m.score >= ambiguity_ratio * best.score
-                  and _overlap(m) >= 0.5]
+                  and _overlap(m) >= 0.5 and not (_uncovered(best, m) > 0 and _uncovered(m, best) == 0)]
         entry = best.to_dict()
         if best.score < min_score or best.n_noncollinear < 2 and not single:
             if _dom > 0:
                 break
             entry = {**entry, "name": "unknown", "best_guess": best.phase,
                      "reason": f"best score {best.score:.2f} below {min_score} or spots collinear"}
-        elif single or best.n_noncollinear < 2:
-            twins = _spacing_twins(P[list(best.matched)], templates, sigma_scale)
+        elif best.n_noncollinear < 2:
+            # twins within two calibration sigmas: a 3 % pixel-size error must not turn a twin into a match
+            twins = _spacing_twins(P[list(best.matched)], templates, 2.0 * sigma_scale)
             entry = {**entry, "name": best.phase if twins == [best.phase] else ("ambiguous" if twins else "unknown"),
                      "candidates": twins, "reason": "one spacing only (no inter-spot angle): named only if no other "
                                                     "phase has a reflection within the calibration tolerance"}

@@ -158,6 +158,59 @@ def refine_peaks(u: np.ndarray, kr: np.ndarray, kc: np.ndarray, *, iterations: i
     return kr, kc, best
 
 
+class SpectrumEvidence:
+    """The significance map of a power spectrum, kept so the indexer can look where a hypothesis predicts a spot.
+
+    A detected spot has to beat ``snr_min`` anywhere in the spectrum (a search over ~10^5 Fourier
+    pixels); a spot whose position a lattice hypothesis *predicts* only has to beat the noise at
+    one place, so a far lower significance confirms it (or, if it is expected strong, its absence
+    counts against the hypothesis). The null distribution is empirical: the 3x3 maximum of the
+    significance map over the whole valid annulus (spots are a tiny minority of its pixels).
+
+    Attributes
+    ----------
+    pixel_size : A per pixel of the image the spectrum was computed from.
+    shape : (rows, cols) of the (centred) spectrum.
+    k_min_per_A, k_max_per_A : frequency range that was searched (1/A).
+    """
+
+    def __init__(self, snr: np.ndarray, pixel_size: float, valid: np.ndarray, k_min_per_A: float, k_max_per_A: float,
+                 snr_min: float):
+        self.zmax = ndimage.maximum_filter(snr, size=3, mode="wrap").astype(np.float32)
+        self.pixel_size = float(pixel_size)
+        self.shape = snr.shape
+        self.k_min_per_A, self.k_max_per_A = float(k_min_per_A), float(k_max_per_A)
+        # the null leaves out the neighbourhoods of detected spots (they are signal, not noise)
+        spots = ndimage.maximum_filter(snr > snr_min, size=9, mode="wrap")
+        null = self.zmax[valid & ~spots]
+        if null.size > 400_000:  # a subsample describes the tail well enough for p >= 1e-5
+            null = null[:: null.size // 400_000 + 1]
+        self._null = np.sort(null.astype(np.float64))
+
+    def __deepcopy__(self, memo):  # immutable: pandas copies DataFrame.attrs deeply
+        return self
+
+    def significance(self, kx_per_A, ky_per_A) -> tuple[np.ndarray, np.ndarray]:
+        """Local significance z (3x3 max) and its p-value under the empirical null at each (kx, ky).
+
+        Positions outside the searched range (or too close to DC) get z = nan and p = 1.
+        """
+        kx = np.asarray(kx_per_A, dtype=np.float64)
+        ky = np.asarray(ky_per_A, dtype=np.float64)
+        nr, nc = self.shape
+        r = np.rint(ky * nr * self.pixel_size).astype(np.int64) + nr // 2
+        c = np.rint(kx * nc * self.pixel_size).astype(np.int64) + nc // 2
+        k = np.hypot(kx, ky)
+        inside = (r >= 0) & (r < nr) & (c >= 0) & (c < nc) & (k >= self.k_min_per_A) & (k <= self.k_max_per_A)
+        inside &= np.abs(r - nr // 2) + np.abs(c - nc // 2) >= 3
+        z = np.full(kx.shape, np.nan)
+        z[inside] = self.zmax[r[inside], c[inside]]
+        n = self._null.size
+        p = np.ones(kx.shape)
+        p[inside] = (n - np.searchsorted(self._null, z[inside], side="left") + 1.0) / (n + 1.0)
+        return z, p
+
+
 def _parabola(a: float, b: float, c: float) -> float:
     den = a - 2 * b + c
     if den >= 0:
@@ -191,6 +244,8 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
     -------
     DataFrame with ``kx_per_A, ky_per_A, k_per_A, d_spacing_A, angle_deg, intensity, snr, row_px, col_px``
     (``row_px, col_px`` are the spot's position in the centred spectrum), strongest first.
+    ``attrs["spectrum_evidence"]`` holds a :class:`SpectrumEvidence` of the spectrum (used by
+    :func:`cryomat.lattice.identify_phases` to check predicted spots below ``snr_min``).
     """
     px = _check_pixel_size(pixel_size)
     a = np.asarray(image)
@@ -222,8 +277,11 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
     valid &= half & ((rr_i + cc_i) >= 3)
     locmax = ndimage.maximum_filter(snr, size=5, mode="wrap") == snr
     cand = np.argwhere(valid & locmax & (snr > snr_min))
+    evidence = SpectrumEvidence(snr, px, valid, 1.0 / d_max, 1.0 / dmin, snr_min) if nr * nc <= 4096 * 4096 else None
     if len(cand) == 0:
-        return pd.DataFrame(columns=PEAK_COLUMNS)
+        empty = pd.DataFrame(columns=PEAK_COLUMNS)
+        empty.attrs["spectrum_evidence"] = evidence
+        return empty
     s = snr[cand[:, 0], cand[:, 1]]
     order = np.argsort(-s)[:max_peaks]
     ur = prepare(image, taper=refine_taper) if refine is True and refine_taper != "hann" else u
@@ -248,4 +306,6 @@ def find_fft_peaks(image, *, pixel_size: float, d_min: float | None = None, d_ma
         rows.append({"kx_per_A": kx, "ky_per_A": ky, "k_per_A": kk, "d_spacing_A": 1.0 / kk,
                      "angle_deg": float(np.degrees(np.arctan2(ky, kx))), "intensity": float(pk), "snr": float(sv),
                      "row_px": fr * nr + nr // 2, "col_px": fc * nc + nc // 2})
-    return pd.DataFrame(rows, columns=PEAK_COLUMNS)
+    out = pd.DataFrame(rows, columns=PEAK_COLUMNS)
+    out.attrs["spectrum_evidence"] = evidence  # read by identify_phases (predicted-spot check)
+    return out
