@@ -43,6 +43,10 @@ def test_tomo_cli_bad_input_exit_2(tmp_path, capsys):
     write_mrc(tmp_path / "img.mrc", np.zeros((16, 16), np.float32), pixel_size=1.0)
     rc = main(["tomo", str(tmp_path / "img.mrc"), "--out", str(tmp_path / "o2")])
     assert rc == 2 and "tilt series" in capsys.readouterr().err
+    # --nonnegative belongs to SIRT only
+    rc = main(["tomo", str(tmp_path / "img.mrc"), "--nonnegative", "--out", str(tmp_path / "o3")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--nonnegative" in err and "Traceback" not in err
 
 
 def test_real_haadf_tilt_series_reconstructs(real, tmp_path):
@@ -86,6 +90,12 @@ def test_tomo_cli_uses_imod_xf_and_aretomo_aln(tmp_path):
     np.testing.assert_allclose(tab["shift_row_px"], shifts[:, 0], atol=2e-3)
     res = json.loads((tmp_path / "o1" / "results.json").read_text())["results"]
     assert abs(res["tilt_axis_psi_deg"] - 3.0) < 1e-3
+    # the same alignment, reconstructed by nonnegative SIRT: no negative density anywhere
+    rc = main(["--quiet", "tomo", str(sim_dir / "tilt_series.mrc"), "--xf", str(tmp_path / "t.xf"),
+               "--method", "sirt", "--nonnegative", "--iterations", "5", "--out", str(tmp_path / "o3")])
+    assert rc == 0
+    with mrcfile.open(tmp_path / "o3" / "volume.mrc") as m:
+        assert float(m.data.min()) >= 0.0 and float(m.data.max()) > 0.0
     lines = ["# AreTomo Alignment", "# SEC ROT GMAG TX TY SMEAN SFIT SCALE BASE TILT"]
     for i, (s, t) in enumerate(zip(shifts, truth["angles_deg"])):
         lines.append(f"{i} 3.0 1.0 {s[1]:.3f} {s[0]:.3f} 1 1 1 0 {t:.2f}")

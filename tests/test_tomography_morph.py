@@ -99,17 +99,29 @@ def test_component_measures_of_a_ball():
 def test_segmentation_of_noisy_reconstruction():
     from cryomat.simulate.tilt_series import simulate_tilt_series
     from cryomat.tomography import reconstruct_wbp
+    from cryomat.tomography.reconstruct import reconstruct_sirt
 
     sim = simulate_tilt_series(phantom="particles", size=96, counts_per_px=50, rng=3)
     st = sim["stack"] / (50 / sim["ideal"].mean())
-    vol = reconstruct_wbp(st, sim["angles_deg"])
-    ph = segment_phases(vol, n_phases=3, smooth_sigma=0.5)
     lab = sim["labels"]
-    # measured on 128^3 with 2-voxel particles: solid Dice ~0.86, particles ~0.80 at 50 counts/px (targets
-    # 0.90 / 0.80; missing-wedge elongation of small particles limits a threshold segmentation); on this
-    # smaller 96^3 phantom solid ~0.79, so the bounds leave ~0.05 for seed-to-seed variation
+    sup, part = lab == phantoms.LABELS["support"], lab == phantoms.LABELS["particle"]
+    # nonnegative SIRT (missing-wedge streaks suppressed) + edge-midpoint thresholds: measured on the
+    # issue's 128^3 phantom at 50 counts/px support Dice 0.91-0.93 and particles 0.87-0.88 (targets
+    # 0.90 / 0.80, seeds 3, 4, 6); on this smaller 96^3 phantom (support radius 10.6 voxels, so its
+    # blurred edge weighs more) support 0.86-0.89, particles 0.88-0.89: bounds leave ~0.03 for seeds
+    vol = reconstruct_sirt(st, sim["angles_deg"], iterations=60, relaxation=1.9, nonnegative=True)
+    ph = segment_phases(vol, n_phases=3, smooth_sigma=0.5)
+    assert dice(ph == 2, sup) >= 0.85
+    assert dice(ph == 3, part) >= 0.80
+    # plain multi-Otsu puts the support threshold inside the support (the coating is too thin to form
+    # its own class): the edge-midpoint thresholds must do clearly better on the same volume
+    ph_otsu = segment_phases(vol, n_phases=3, smooth_sigma=0.5, method="otsu")
+    assert dice(ph == 2, sup) >= dice(ph_otsu == 2, sup) + 0.03
+    # weighted back-projection: streaks and elongation; the whole specimen vs background still ~0.79
+    # (0.84-0.86 at 128^3) and particles ~0.84
+    ph = segment_phases(reconstruct_wbp(st, sim["angles_deg"]), n_phases=3, smooth_sigma=0.5)
     assert dice(ph >= 1, lab > 0) >= 0.74
-    assert dice(ph == 3, lab == phantoms.LABELS["particle"]) >= 0.60
+    assert dice(ph == 3, part) >= 0.75
 
 
 def test_morph3d_cli_end_to_end_and_bad_input(tmp_path, network, capsys):

@@ -20,6 +20,8 @@ def add_arguments(p):
                    help="phases besides the background, in order of increasing density (default 1)")
     p.add_argument("--smooth", type=nonneg_float, default=0.5, metavar="VOXELS",
                    help="Gaussian smoothing before thresholds (default 0.5 voxel)")
+    p.add_argument("--threshold-method", choices=["edge", "otsu"], default="edge",
+                   help="phase thresholds: multi-Otsu moved to each phase's edge midpoint (default), or plain multi-Otsu")
     p.add_argument("--particle-phase", type=int, metavar="K",
                    help="phase whose components are split and measured as particles (default: the densest)")
     p.add_argument("--distance-to", type=int, metavar="K",
@@ -61,7 +63,8 @@ def run(args) -> int:
         n_ph = int(phase.max())
     else:
         status(f"morph3d: segmenting {args.phases} phase(s)")
-        phase = measure3d.segment_phases(vol, n_phases=args.phases, smooth_sigma=args.smooth)
+        phase = measure3d.segment_phases(vol, n_phases=args.phases, smooth_sigma=args.smooth,
+                                         method=args.threshold_method)
         n_ph = args.phases
     if n_ph < 1:
         raise InputError("no phase found (all background); check --phases or the labels", path=args.volume)

@@ -25,6 +25,9 @@ def add_arguments(p):
                    help="weighted back-projection, SIRT, or the SIRT-like filter (default wbp)")
     p.add_argument("--iterations", type=positive_int, default=20, metavar="N",
                    help="SIRT iterations, or the iterations the SIRT-like filter mimics (default 20)")
+    p.add_argument("--nonnegative", action="store_true",
+                   help="SIRT: clip negative densities after each iteration (positive contrast, e.g. HAADF); "
+                        "reduces missing-wedge streaks, for segmentation")
     p.add_argument("--thickness", type=positive_float, metavar="NM", help="volume thickness in nm (default: the width)")
     p.add_argument("--no-align", action="store_true", help="the stack is already aligned; reconstruct only")
     p.add_argument("--fixed-axis", action="store_true", help="keep the tilt-axis angle, refine only the shifts")
@@ -44,6 +47,8 @@ def run(args) -> int:
     from cryomat.tomography.pipeline import orthoslices_figure, run_tomo
     from cryomat.tomography.tiltio import bin_stack, load_tilt_series
 
+    if args.nonnegative and args.method != "sirt":
+        raise InputError(f"--nonnegative needs --method sirt (got --method {args.method})")
     ts = load_tilt_series(args.tiltseries, angles_file=args.angles)
     px0 = args.pixel_size if args.pixel_size is not None else ts.pixel_size
     if px0 is None:
@@ -73,6 +78,7 @@ def run(args) -> int:
     od = OutputDir(args.out, command=NAME, inputs=inputs, parameters=parameters_of(args))
     res = run_tomo(stack, ts.angles_deg, pixel_size=px, psi_deg=psi0, align=not args.no_align,
                    refine_axis=not args.fixed_axis, method=args.method, iterations=args.iterations,
+                   nonnegative=args.nonnegative,
                    thickness=thickness, shifts_px=shifts,
                    search_axis=(args.tilt_axis is None and ts.axis_angle_deg is None and not args.fixed_axis
                                 and shifts is None))
