@@ -23,7 +23,13 @@ def add_arguments(p):
     p.add_argument("tables", nargs="+", type=input_file, help="particles.csv file(s) written by cryomat segment")
     add_out(p)
     p.add_argument("--n-classes", type=_n_classes, default="auto", metavar="K|auto",
-                   help="number of classes for unsupervised grouping (default auto: lowest BIC for K = 2..7)")
+                   help="number of classes for unsupervised grouping (default auto: K = 2..7 chosen by --k-criterion)")
+    p.add_argument("--k-criterion", choices=["silhouette", "bic"], default="silhouette",
+                   help="how auto chooses K: highest mean silhouette of the mixture's partition (default) or "
+                        "lowest BIC (tends to over-split non-Gaussian classes)")
+    p.add_argument("--model", choices=["auto", "logistic", "forest"], default="auto",
+                   help="supervised classifier: class-balanced logistic regression, random forest, or auto "
+                        "(the better cross-validated macro-F1 on the labels; default)")
     p.add_argument("--labels", type=input_file, metavar="CSV",
                    help="labelled objects (columns image, label, class): supervised classification")
     p.add_argument("--conditions", type=input_file, metavar="CSV",
@@ -92,24 +98,32 @@ def run(args) -> int:
         if not {"image", "label", "class"} <= set(lab.columns):
             raise InputError("needs columns image, label, class", path=args.labels)
         lab["image"] = lab["image"].astype(str)
+        lab = lab.dropna(subset=["class"]).drop_duplicates(["image", "label"], keep="last")
         merged = table.reset_index().merge(lab[["image", "label", "class"]], on=["image", "label"], how="inner")
         if len(merged) < 4:
             raise InputError(f"only {len(merged)} labelled object(s) match the particles table", path=args.labels)
-        clf = train_classifier(feats.loc[merged["index"]], merged["class"], seed=args.seed)
+        clf = train_classifier(feats.loc[merged["index"]], merged["class"], seed=args.seed, model=args.model)
         pred, prob = predict_classes(clf, feats)
         table["class"], table["class_probability"] = pred, prob
-        results.update({"mode": "supervised", "n_labelled": int(len(merged)), "classes": list(clf.classes),
-                        "cv_macro_f1": clf.cv_macro_f1})
+        table["labelled"] = table.index.isin(merged["index"])
+        results.update({"mode": "supervised", "n_labelled": int(len(merged)),
+                        "n_labels_not_matched": int(len(lab) - len(merged)),
+                        "labelled_per_class": merged["class"].astype(str).value_counts().to_dict(),
+                        "classes": list(clf.classes), "model": clf.kind, "cv_macro_f1": clf.cv_macro_f1,
+                        "cv_macro_f1_per_model": clf.cv_per_model})
         from sklearn.decomposition import PCA
 
         z = np.nan_to_num((feats - feats.mean()) / feats.std(ddof=0).replace(0, 1))
         emb = PCA(2, random_state=args.seed).fit_transform(z)
     else:
-        cl = cluster_shapes(feats, n_classes=args.n_classes, seed=args.seed, n_bootstrap=args.bootstrap)
+        cl = cluster_shapes(feats, n_classes=args.n_classes, seed=args.seed, n_bootstrap=args.bootstrap,
+                            criterion=args.k_criterion)
         table["class"] = [f"class_{k}" for k in cl.labels]
         emb = cl.embedding
-        results.update({"mode": "unsupervised", "n_classes": cl.n_classes,
+        results.update({"mode": "unsupervised", "n_classes": cl.n_classes, "k_criterion": cl.criterion,
+                        "cluster_features": list(cl.columns),
                         "bic_per_k": {str(k): v for k, v in cl.bic.items()},
+                        "silhouette_per_k": {str(k): v for k, v in cl.silhouette.items()},
                         "stability_ari_mean": cl.stability_mean, "stability_ari_std": cl.stability_std,
                         "classes": sorted(set(table["class"]))})
     fr = class_fractions(table[group_col], table["class"])
@@ -118,7 +132,7 @@ def run(args) -> int:
     results["fractions_overall"] = overall.drop(columns=["group"]).to_dict(orient="records")
     results["groups_differ_test"] = {"method": "chi-square test of independence (class x group)", **test}
     out_cols = [c for c in ["image", "label", group_col if group_col != "image" else None, "class",
-                            "class_probability", "equivalent_diameter_nm"] if c and c in table.columns]
+                            "class_probability", "labelled", "equivalent_diameter_nm"] if c and c in table.columns]
     od.write_csv("classes.csv", table[out_cols])
     od.write_csv("fractions.csv", fr)
     od.save_figure("embedding.png", _embedding_figure(emb, table["class"].to_numpy()))

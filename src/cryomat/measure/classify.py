@@ -1,10 +1,15 @@
 """Morphology classification of particles from their shape descriptors.
 
-- :func:`shape_features`: scale-free shape features (plus log size) from a particle table.
-- :func:`cluster_shapes`: unsupervised Gaussian-mixture grouping, number of classes by BIC
-  (``"auto"``), stability as the adjusted Rand index of bootstrap refits.
-- :func:`train_classifier` / :func:`predict_classes`: supervised random forest from a few
-  labelled objects, with cross-validated macro-F1.
+- :func:`shape_features`: scale-free shape features (plus log size) from a particle table,
+  including the projected-thickness-to-width ratio from the object's contrast (cubes, plates
+  and spheres of one outline differ in how thick they are, not only in their outline).
+- :func:`cluster_shapes`: unsupervised Gaussian-mixture grouping on standardised features;
+  the number of classes (``"auto"``) by the mean silhouette of the mixture's partition
+  (default; BIC of a mixture over-splits non-Gaussian shape classes) or by BIC; stability as
+  the adjusted Rand index of bootstrap refits.
+- :func:`train_classifier` / :func:`predict_classes`: supervised classifier from a few
+  labelled objects (class-balanced logistic regression on standardised features or random
+  forest, the one with the better cross-validated macro-F1 on the labels).
 - :func:`class_fractions`: per-group class fractions with Wilson score intervals;
   :func:`compare_groups`: chi-square test that two or more conditions differ.
 
@@ -12,9 +17,12 @@ References
 ----------
 Yao et al., Nanoscale 14, 15357 (2022), doi:10.1039/D2NR03712B (shape groups of nanoparticles
 without hand-picked descriptors); Schwarz, Ann. Stat. 6, 461 (1978), doi:10.1214/aos/1176344136 (BIC);
+Rousseeuw, J. Comput. Appl. Math. 20, 53 (1987), doi:10.1016/0377-0427(87)90125-7 (silhouettes);
 Hubert & Arabie, J. Classif. 2, 193 (1985), doi:10.1007/BF01908075 (adjusted Rand index);
 Wilson, JASA 22, 209 (1927), doi:10.1080/01621459.1927.10502953; Breiman, Mach. Learn. 45, 5 (2001),
-doi:10.1023/A:1010933404324.
+doi:10.1023/A:1010933404324; King & Zeng, Polit. Anal. 9, 137 (2001), doi:10.1093/oxfordjournals.pan.a004868
+(class-balanced logistic regression); Reimer & Kohl (2008), doi:10.1007/978-0-387-40093-8 (mass-thickness
+contrast -ln(I/I0) proportional to projected thickness).
 """
 
 from __future__ import annotations
@@ -28,13 +36,21 @@ FEATURES = ("log_equivalent_diameter", "circularity", "log_aspect_ratio", "feret
 #: features the unsupervised grouping uses when present: the most discriminating and least noisy
 #: at low dose (solidity, convexity and circularity mostly add boundary noise)
 CLUSTER_FEATURES = ("log_equivalent_diameter", "log_aspect_ratio", "feret_ratio", "harmonic4", "harmonic6",
-                    "rim_to_core_contrast")
+                    "rim_to_core_contrast", "log_thickness_ratio")
+#: criteria for choosing the number of classes
+K_CRITERIA = ("silhouette", "bic")
 
 
 def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.DataFrame:
     """Feature matrix (one row per particle) from :func:`cryomat.measure.particle_table` columns.
 
     ``feret_ratio`` = feret_min / feret_max (1 disc, 0.87 hexagon, 0.71 square, < 0.5 rods).
+    ``log_thickness_ratio`` (when the table has ``contrast``, the object's mean intensity
+    relative to the support around it) = ln(|ln(1 + contrast)| / equivalent diameter in nm):
+    |ln(I/I0)| is proportional to the mean projected thickness (mass-thickness contrast; to the
+    contrast itself for a weak HAADF signal), so this is a thickness-to-width ratio, independent
+    of the particle's size (at 1 e/A^2 in the ``particles`` simulator: cube 0.030, sphere 0.026,
+    rod 0.016, plate 0.014 per nm, +/- 0.002-0.003).
     """
     need = {"equivalent_diameter_nm", "circularity", "aspect_ratio", "feret_min_nm", "feret_max_nm", "solidity",
             "convexity"}
@@ -53,6 +69,10 @@ def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.Data
             f[col] = np.sqrt(table[col].astype(float).clip(0, 1))
     if "rim_to_core_contrast" in table.columns and table["rim_to_core_contrast"].notna().any():
         f["rim_to_core_contrast"] = table["rim_to_core_contrast"].astype(float).clip(-1, 3)
+    if "contrast" in table.columns and table["contrast"].notna().any():
+        c = table["contrast"].astype(float).clip(lower=-0.999)
+        mass = np.abs(np.log1p(c)).clip(lower=1e-4)
+        f["log_thickness_ratio"] = np.log(mass) - np.log(table["equivalent_diameter_nm"].astype(float).clip(lower=1e-6))
     if not include_size:
         f = f.drop(columns=["log_equivalent_diameter"])
     return f
@@ -68,8 +88,10 @@ def _standardise(x: np.ndarray):
 
 @dataclass(frozen=True)
 class Clustering:
-    """Unsupervised grouping: ``labels`` (0..K-1 per row), ``n_classes``, ``bic`` per tried K,
-    ``stability_ari`` (bootstrap ARIs against the full-data grouping), ``embedding`` (n, 2) PCA."""
+    """Unsupervised grouping: ``labels`` (0..K-1 per row), ``n_classes``, ``bic`` and
+    ``silhouette`` per tried K (empty for a fixed K), ``criterion`` that chose K,
+    ``stability_ari`` (bootstrap ARIs against the full-data grouping), ``embedding`` (n, 2) PCA,
+    ``columns`` (the features used)."""
 
     labels: np.ndarray
     n_classes: int
@@ -77,6 +99,9 @@ class Clustering:
     stability_ari: np.ndarray
     embedding: np.ndarray = field(repr=False)
     explained_variance_ratio: np.ndarray = field(repr=False)
+    silhouette: dict = field(default_factory=dict)
+    criterion: str = "fixed"
+    columns: tuple = ()
 
     @property
     def stability_mean(self) -> float:
@@ -88,20 +113,28 @@ class Clustering:
 
 
 def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_range=(2, 7), seed: int = 0,
-                   n_bootstrap: int = 20, columns=None) -> Clustering:
+                   n_bootstrap: int = 20, columns=None, criterion: str = "silhouette") -> Clustering:
     """Group particles by shape with a Gaussian mixture on standardised features.
 
     Parameters
     ----------
     features : from :func:`shape_features` (rows with NaN are imputed to the column mean).
-    n_classes : K, or ``"auto"`` (the K in ``k_range`` with the lowest BIC).
+    n_classes : K, or ``"auto"`` (the K in ``k_range`` chosen by ``criterion``).
+    k_range : (lowest, highest) K tried with ``"auto"``.
     seed : random seed (fits and bootstrap).
     n_bootstrap : bootstrap refits for the stability (ARI of each refit's labels on all rows).
     columns : feature columns to use; default those of :data:`CLUSTER_FEATURES` that are present
         (all columns if none is).
+    criterion : ``"silhouette"`` (default: the K whose mixture partition has the highest mean
+        silhouette in the standardised feature space, Rousseeuw 1987; robust to shape classes
+        that are not Gaussian) or ``"bic"`` (lowest BIC; keeps adding components to describe
+        non-Gaussian classes as the number of particles grows: on 4-class simulated particles it
+        chose K = 5-7 for 170-680 particles, where the silhouette chose 4).
     """
     from threadpoolctl import threadpool_limits
 
+    if criterion not in K_CRITERIA:
+        raise ValueError(f"criterion must be one of {K_CRITERIA}, got {criterion!r}")
     if columns is None:
         columns = [c for c in CLUSTER_FEATURES if c in features.columns] or list(features.columns)
     x = np.asarray(features[list(columns)], dtype=float)
@@ -110,10 +143,20 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
         raise ValueError(f"need at least 3 particles to cluster, got {n}")
     # tiny matrices: BLAS threads only contend (20x slower on a busy machine)
     with threadpool_limits(1):
-        return _cluster(x, n_classes, k_range, seed, n_bootstrap)
+        out = _cluster(x, n_classes, k_range, seed, n_bootstrap, criterion)
+    return Clustering(**{**out, "columns": tuple(columns)})
 
 
-def _cluster(x, n_classes, k_range, seed, n_bootstrap) -> "Clustering":
+def _silhouette(z, labels, seed) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if len(np.unique(labels)) < 2:
+        return -1.0
+    # O(n^2) distances: a random subsample of 2000 rows estimates the mean silhouette to ~0.01
+    return float(silhouette_score(z, labels, sample_size=min(len(z), 2000), random_state=seed))
+
+
+def _cluster(x, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
     from sklearn.decomposition import PCA
     from sklearn.metrics import adjusted_rand_score
     from sklearn.mixture import GaussianMixture
@@ -125,18 +168,23 @@ def _cluster(x, n_classes, k_range, seed, n_bootstrap) -> "Clustering":
         return GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=s, reg_covar=1e-3).fit(data)
 
     n_init_ref = 4
-
-    bic = {}
+    bic, sil, fits = {}, {}, {}
     if n_classes == "auto":
         lo, hi = k_range
-        for k in range(lo, min(hi, n - 1) + 1):
-            bic[k] = float(fit(z, k, seed, n_init_ref).bic(z))
-        k = min(bic, key=bic.get)
+        for k in range(max(2, int(lo)), min(int(hi), n - 1) + 1):
+            fits[k] = fit(z, k, seed, n_init_ref)
+            bic[k] = float(fits[k].bic(z))
+            sil[k] = _silhouette(z, fits[k].predict(z), seed)
+        if not fits:
+            raise ValueError(f"too few particles ({n}) for k_range {tuple(k_range)}")
+        k = min(bic, key=bic.get) if criterion == "bic" else max(sil, key=sil.get)
+        ref = fits[k]
     else:
         k = int(n_classes)
         if not 1 <= k < n:
             raise ValueError(f"n_classes must be between 1 and {n - 1}, got {n_classes!r}")
-    ref = fit(z, k, seed, n_init_ref)
+        criterion = "fixed"
+        ref = fit(z, k, seed, n_init_ref)
     labels = ref.predict(z)
     rng = np.random.default_rng(seed)
     aris = []
@@ -150,50 +198,93 @@ def _cluster(x, n_classes, k_range, seed, n_bootstrap) -> "Clustering":
     order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
     remap = np.empty(k, int)
     remap[order] = np.arange(k)
-    return Clustering(labels=remap[labels], n_classes=int(k), bic=bic, stability_ari=np.asarray(aris),
-                      embedding=emb, explained_variance_ratio=pca.explained_variance_ratio_)
+    return dict(labels=remap[labels], n_classes=int(k), bic=bic, stability_ari=np.asarray(aris), embedding=emb,
+                explained_variance_ratio=pca.explained_variance_ratio_, silhouette=sil, criterion=criterion)
+
+
+MODELS = ("auto", "logistic", "forest")
 
 
 @dataclass(frozen=True)
 class Classifier:
     """A trained supervised shape classifier: ``model`` (scikit-learn), ``classes``,
-    ``cv_macro_f1`` (cross-validated on the labelled rows, NaN if too few), ``feature_names``."""
+    ``cv_macro_f1`` (cross-validated on the labelled rows, NaN if too few; with ``"auto"`` the
+    better of the candidates, so slightly optimistic), ``feature_names``, ``kind`` (the model
+    used) and ``cv_per_model`` (cross-validated macro-F1 of every candidate tried)."""
 
     model: object = field(repr=False)
     classes: tuple
     cv_macro_f1: float
     feature_names: tuple
+    kind: str = "forest"
+    cv_per_model: dict = field(default_factory=dict)
 
 
-def train_classifier(features: pd.DataFrame, classes, *, seed: int = 0) -> Classifier:
-    """Random forest on labelled particles (``classes``: one name per row of ``features``)."""
+def _make_model(kind: str, seed: int):
     from sklearn.ensemble import RandomForestClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.metrics import f1_score
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    x = np.nan_to_num(np.asarray(features, dtype=float))
+    if kind == "logistic":
+        return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000))
+    return make_pipeline(SimpleImputer(keep_empty_features=True), RandomForestClassifier(n_estimators=200, random_state=seed,
+                                                                 class_weight="balanced", n_jobs=1))
+
+
+def train_classifier(features: pd.DataFrame, classes, *, seed: int = 0, model: str = "auto") -> Classifier:
+    """Supervised classifier from labelled particles (``classes``: one name per row of ``features``).
+
+    Parameters
+    ----------
+    features : from :func:`shape_features` (NaN imputed with the column mean of the labelled rows).
+    classes : class name of each row.
+    seed : random seed (forest, cross-validation folds).
+    model : ``"logistic"`` (multinomial logistic regression on standardised features, classes
+        weighted inversely to their counts: few parameters, so it generalises from a handful of
+        labels per class), ``"forest"`` (class-balanced random forest, Breiman 2001) or
+        ``"auto"`` (default: the one with the higher stratified-cross-validated macro-F1 on the
+        labelled rows, logistic on ties; logistic alone when a class has fewer than 2 labels).
+        On the 4-class ``particles`` simulator at 1 e/A^2 with ~40 labels, logistic reached
+        macro-F1 0.97 and the forest 0.96 on the unlabelled particles.
+    """
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
+
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    x = np.asarray(features, dtype=float)
+    x = np.where(np.isfinite(x), x, np.nan)
     y = np.asarray(classes).astype(str)
     if len(y) != len(x):
         raise ValueError(f"{len(y)} class labels for {len(x)} feature rows")
     names, counts = np.unique(y, return_counts=True)
     if len(names) < 2:
         raise ValueError(f"need labelled examples of at least 2 classes, got {list(names)}")
-    from threadpoolctl import threadpool_limits
-
-    model = RandomForestClassifier(n_estimators=200, random_state=seed, class_weight="balanced", n_jobs=1)
-    cv = float("nan")
     folds = int(min(5, counts.min()))
+    kinds = ["logistic", "forest"] if model == "auto" else [model]
+    if model == "auto" and folds < 2:
+        kinds = ["logistic"]
+    cv = {}
     with threadpool_limits(1):
         if folds >= 2:
-            pred = cross_val_predict(model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-            cv = float(f1_score(y, pred, average="macro"))
-        model.fit(x, y)
-    return Classifier(model=model, classes=tuple(names), cv_macro_f1=cv, feature_names=tuple(features.columns))
+            split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+            for kind in kinds:
+                pred = cross_val_predict(_make_model(kind, seed), x, y, cv=split)
+                cv[kind] = float(f1_score(y, pred, average="macro"))
+        best = max(kinds, key=lambda k: (cv.get(k, -1.0), k == "logistic"))
+        fitted = _make_model(best, seed).fit(x, y)
+    return Classifier(model=fitted, classes=tuple(names), cv_macro_f1=cv.get(best, float("nan")),
+                      feature_names=tuple(features.columns), kind=best, cv_per_model=cv)
 
 
 def predict_classes(clf: Classifier, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Predicted class names and their probabilities (max over classes) for each row."""
-    x = np.nan_to_num(np.asarray(features[list(clf.feature_names)], dtype=float))
+    x = np.asarray(features[list(clf.feature_names)], dtype=float)
+    x = np.where(np.isfinite(x), x, np.nan)
     p = clf.model.predict_proba(x)
     return np.asarray(clf.model.classes_)[p.argmax(1)], p.max(1)
 

@@ -1,0 +1,205 @@
+"""End-to-end benchmark of ``cryomat classify`` on the 4-class ``particles`` simulator at 1 e/A^2.
+
+What a user does, through the command line: simulated images are written as MRC files,
+``cryomat segment IMAGES --out seg --dose 1 --split-touching`` segments them, the user labels
+some segmented objects (a CSV of ``image, label, class`` naming rows of seg/particles.csv; here
+the class is the truth of the simulated particle the object matches at IoU > 0.5), and
+``cryomat classify seg/particles.csv --labels labels.csv`` classifies every particle. Scored:
+
+- supervised: macro-F1 on the matched, unlabelled, not border-cut objects; two labelling
+  protocols: 25 % of the objects at random, and 10 objects per class;
+- unsupervised (``--n-classes auto``, default K criterion): adjusted Rand index of the classes
+  with the truth on the matched objects, the chosen K, bootstrap stability;
+- class fractions: the largest |predicted - true| fraction over the classes (percentage points)
+  among the matched objects (unsupervised: clusters mapped to classes by the best one-to-one
+  assignment, only when K = 4), and the true fractions of all not border-cut simulated particles.
+
+Each replicate is a fresh set of images (seeds ``5000 + 100 r + i``; the features and the K
+criterion were tuned on seeds 2000-2023 only) and the classify ``--seed`` is ``r``, so the spread
+over replicates covers both the data and the algorithm's randomness. Writes
+results/classify.json. Usage (about 1 min per replicate on 2 quiet cores):
+
+    python benchmarks/bench_classify.py [--replicates 6] [--images 6] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+CLASSES = ("sphere", "rod", "cube", "plate")
+
+
+def _border_labels(labels: np.ndarray) -> set:
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    return set(np.unique(edge[edge > 0]).tolist())
+
+
+def simulate_and_segment(folder: Path, seeds, dose: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write one MRC per seed, run ``cryomat segment``; return (particles.csv with a ``true`` class
+    column, ``unmatched`` for false objects; truth table of every simulated particle)."""
+    import tifffile
+
+    from cryomat.cli.main import main
+    from cryomat.io.writers import write_mrc
+    from cryomat.segmentation import match_instances
+    from cryomat.simulate.particles import particle_image
+
+    sims, paths = {}, []
+    for sd in seeds:
+        s = particle_image((512, 512), dose_e_per_A2=dose, classes=CLASSES, rng=np.random.default_rng(sd))
+        name = f"sim{sd}"
+        write_mrc(folder / f"{name}.mrc", s.image, pixel_size=s.pixel_size)
+        sims[name] = s
+        paths.append(str(folder / f"{name}.mrc"))
+    seg = folder / "seg"
+    rc = main(["segment", *paths, "--out", str(seg), "--dose", f"{dose:g}", "--split-touching"])
+    if rc != 0:
+        raise RuntimeError(f"cryomat segment failed with exit code {rc}")
+    table = pd.read_csv(seg / "particles.csv")
+    table["image"] = table["image"].astype(str)
+    true_cls, truth_rows = [], []
+    for name, s in sims.items():
+        lab = tifffile.imread(seg / "labels" / f"{name}_labels.tif").astype(np.int32)
+        sc = match_instances(s.labels, lab)
+        m = dict(zip(sc.matches["pred_label"].astype(int), sc.matches["true_label"].astype(int)))
+        cls = dict(zip(s.table["label"].astype(int), s.table["class"]))
+        sub = table["image"] == name
+        true_cls.append(pd.Series([cls.get(m.get(int(v)), "unmatched") for v in table.loc[sub, "label"]],
+                                  index=table.index[sub]))
+        cut = _border_labels(s.labels)
+        truth_rows.append(s.table.assign(image=name, touches_border=s.table["label"].isin(cut)))
+    table["true"] = pd.concat(true_cls).reindex(table.index).fillna("unmatched")
+    return table, pd.concat(truth_rows, ignore_index=True)
+
+
+def _max_fraction_error(pred, true, classes=CLASSES) -> float:
+    p = pd.Series(pred).value_counts(normalize=True).reindex(classes).fillna(0)
+    t = pd.Series(true).value_counts(normalize=True).reindex(classes).fillna(0)
+    return float(100 * (p - t).abs().max())
+
+
+def _classify(table_path: Path, out: Path, extra) -> tuple[pd.DataFrame, dict]:
+    from cryomat.cli.main import main
+
+    rc = main(["classify", str(table_path), "--out", str(out), *extra])
+    if rc != 0:
+        raise RuntimeError(f"cryomat classify failed with exit code {rc}")
+    res = json.loads((out / "results.json").read_text())["results"]
+    cl = pd.read_csv(out / "classes.csv")
+    cl["image"] = cl["image"].astype(str)
+    return cl, res
+
+
+def replicate(r: int, n_images: int, bootstrap: int) -> dict:
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import adjusted_rand_score, f1_score
+
+    seeds = [5000 + 100 * r + i for i in range(n_images)]
+    with tempfile.TemporaryDirectory(prefix="bench_classify_") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        table, truth = simulate_and_segment(tmp, seeds)
+        t_seg = time.perf_counter() - t0
+        inner = table[~table["touches_border"].astype(bool)]
+        matched = inner[inner["true"] != "unmatched"]
+        true_all = truth.loc[~truth["touches_border"], "class"]
+        out = {"seeds": seeds, "n_objects": int(len(inner)), "n_matched": int(len(matched)),
+               "n_unmatched_objects": int(len(inner) - len(matched)), "segment_wall_s": t_seg,
+               "true_fractions": pd.Series(true_all).value_counts(normalize=True).round(4).to_dict()}
+        rng = np.random.default_rng(r)
+        protocols = {"random_25pct": matched.index[rng.permutation(len(matched))[:max(8, len(matched) // 4)]],
+                     "10_per_class": pd.Index(np.concatenate([
+                         rng.permutation(matched.index[matched["true"] == c])[:10] for c in CLASSES]))}
+        for name, idx in protocols.items():
+            labels = table.loc[idx, ["image", "label", "true"]].rename(columns={"true": "class"})
+            labels.to_csv(tmp / f"labels_{name}.csv", index=False)
+            t0 = time.perf_counter()
+            cl, res = _classify(tmp / "seg" / "particles.csv", tmp / f"cls_{name}",
+                                ["--labels", str(tmp / f"labels_{name}.csv"), "--seed", str(r)])
+            wall = time.perf_counter() - t0
+            j = matched[["image", "label", "true"]].merge(cl[["image", "label", "class", "labelled"]],
+                                                           on=["image", "label"], how="left")
+            test = j[~j["labelled"].astype(bool)]
+            out[f"supervised_{name}"] = {
+                "n_labelled": res["n_labelled"], "n_scored": int(len(test)), "model": res["model"],
+                "cv_macro_f1_on_labels": res["cv_macro_f1"],
+                "macro_f1": float(f1_score(test["true"], test["class"], average="macro")),
+                "max_fraction_error_pp_matched": _max_fraction_error(j["class"], j["true"]),
+                "max_fraction_error_pp_vs_all_simulated": _max_fraction_error(cl["class"], true_all),
+                "classify_wall_s": wall}
+        t0 = time.perf_counter()
+        cl, res = _classify(tmp / "seg" / "particles.csv", tmp / "cls_auto",
+                            ["--seed", str(r), "--bootstrap", str(bootstrap)])
+        wall = time.perf_counter() - t0
+        j = matched[["image", "label", "true"]].merge(cl[["image", "label", "class"]], on=["image", "label"])
+        u = {"n_classes": res["n_classes"], "k_criterion": res["k_criterion"],
+             "ari": float(adjusted_rand_score(j["true"], j["class"])),
+             "bootstrap_stability_ari": res["stability_ari_mean"], "silhouette_per_k": res["silhouette_per_k"],
+             "classify_wall_s": wall}
+        if res["n_classes"] == len(CLASSES):
+            ct = pd.crosstab(j["class"], j["true"])
+            rows, cols = linear_sum_assignment(-ct.to_numpy())
+            mapping = {ct.index[a]: ct.columns[b] for a, b in zip(rows, cols)}
+            u["cluster_to_class"] = mapping
+            u["max_fraction_error_pp_matched"] = _max_fraction_error(j["class"].map(mapping), j["true"])
+            u["max_fraction_error_pp_vs_all_simulated"] = _max_fraction_error(cl["class"].map(mapping), true_all)
+        out["unsupervised_auto"] = u
+    print(r, {k: (v.get("macro_f1", v.get("ari")) if isinstance(v, dict) else None) for k, v in out.items()
+              if k.startswith(("super", "unsuper"))}, flush=True)
+    return out
+
+
+def _summary(reps: list) -> dict:
+    def stats(vals):
+        v = np.asarray([x for x in vals if x is not None], float)
+        return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
+                "spread": float(np.ptp(v)), "per_replicate": v.round(4).tolist()} if v.size else None
+
+    s = {}
+    for key in ("supervised_random_25pct", "supervised_10_per_class"):
+        s[key] = {m: stats([r[key][m] for r in reps]) for m in ("macro_f1", "max_fraction_error_pp_matched",
+                                                                 "max_fraction_error_pp_vs_all_simulated")}
+        s[key]["n_labelled_mean"] = float(np.mean([r[key]["n_labelled"] for r in reps]))
+    u = [r["unsupervised_auto"] for r in reps]
+    s["unsupervised_auto"] = {"ari": stats([x["ari"] for x in u]), "n_classes": [x["n_classes"] for x in u],
+                              "bootstrap_stability_ari": stats([x["bootstrap_stability_ari"] for x in u]),
+                              "max_fraction_error_pp_matched": stats([x.get("max_fraction_error_pp_matched")
+                                                                      for x in u])}
+    return s
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--replicates", type=int, default=6)
+    p.add_argument("--images", type=int, default=6)
+    p.add_argument("--bootstrap", type=int, default=10)
+    p.add_argument("--quick", action="store_true", help="2 replicates of 3 images (smoke run)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.replicates, a.images = 2, 3
+    c0, t0 = time.process_time(), time.perf_counter()
+    reps = [replicate(r, a.images, a.bootstrap) for r in range(a.replicates)]
+    res = {"simulator": "particles, 512^2, 5 A/px, 1 e/A^2, 4 classes (sphere, rod, cube, plate), 40 particles, "
+                        "15 % touching",
+           "pipeline": "cryomat segment --dose 1 --split-touching; cryomat classify [--labels]",
+           "images_per_replicate": a.images, "replicates": a.replicates, "tuning_seeds": "2000-2023 (not used here)",
+           "summary": _summary(reps), "per_replicate": reps,
+           "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+           "load_average_1min": __import__("os").getloadavg()[0]}
+    write_result("classify_quick" if a.quick else "classify", res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
