@@ -173,8 +173,15 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     ``mode="reference"``: every frame (or group of ``group`` neighbouring frames) is correlated
     with the sum of all *other* frames (leave-one-out, so its own shot noise never correlates with
     itself), using a B-factor low-passed cross-power spectrum with zero DC, cropped in Fourier space
-    to the band the filter keeps (a small CCF), a subpixel peak refined by matrix DFTs, iterated
-    until the largest update is below ``tol_px``; the trajectory is then smoothed.
+    to the band the filter keeps. Each frame is transformed once; the shifts are applied as phase
+    ramps to its half spectrum. The whole search disc is scanned on a crop of at most 256^2
+    (a binned view: one batched inverse FFT, repeated until the frames move by less than a CCF
+    step); then every pass takes one Newton step on log CCF per frame, first on that crop, then
+    on the full band (the exact maximum of the band-limited CCF: no grid, no parabola bias),
+    until the largest update, or the movement still to come predicted from the geometric rate of
+    the last two, is below ``tol_px`` (:mod:`cryomat.registration.loo`); the trajectory is then
+    smoothed. With ``group`` > 1 the per-frame updates are the regularised inverse of the group
+    averaging (:func:`_ungroup`).
     ``mode="all-pairs"``: see :func:`cryomat.registration.allpairs.estimate_drift_all_pairs`.
 
     A frame whose normalised CCF peak falls below 0.35 of the median has lost its signal (it
