@@ -24,8 +24,10 @@ def segment_particles(image, *, pixel_size: float, dose_e_per_A2: float | None =
         :mod:`cryomat.segmentation.unet`, CPU).
     min_size_nm : float or None, smallest equivalent diameter (nm) kept.
     split_touching : bool. False (default): every connected object is one instance
-        (aggregates stay whole). True: touching particles are split at narrow necks by a
-        distance-transform watershed; fused aggregates with thick necks stay whole.
+        (aggregates stay whole). True: touching particles are split at contrast dips or
+        narrow necks (watershed of the smoothed contrast, regions merged back otherwise);
+        fused aggregates with thick necks stay whole; in a field of monodisperse round
+        particles, clusters are also split by the single-particle area (classical method).
     polarity : ``"auto"``, ``"dark"`` (bright-field TEM) or ``"bright"`` (HAADF-STEM).
 
     Returns

@@ -21,7 +21,11 @@ Pipeline (:func:`segment_classical`):
    the smoothed contrast and merges regions back unless the contrast dips between them or the
    distance-map neck is narrow (:func:`split_touching_objects`): touching particles split,
    fused aggregates with thick necks and no dip stay one object. This runs on tiles of 256 px
-   (one watershed per tile), not over the whole image.
+   (one watershed per tile), not over the whole image. When the field is a monodisperse
+   population of round particles (:func:`_monodisperse_area`), objects of >= 1.6 single areas
+   are then split into ``round(area / single area)`` parts by k-means of their pixels
+   (:func:`_split_by_size_prior`): clusters of spheres that overlap in projection (HAADF
+   multilayers) have neither a neck nor a contrast dip. Mixed shapes or sizes never trigger it.
 
 References
 ----------
@@ -420,6 +424,76 @@ def split_touching_objects(mask: np.ndarray, contrast: np.ndarray, *, min_peak: 
                              neck_ratio=neck_ratio, dip_ratio=dip_ratio, dip_noise=dip_noise)
 
 
+def _monodisperse_area(labels: np.ndarray, min_objects: int = 20):
+    """Typical single-particle area (px) when the objects are a monodisperse population of round
+    particles, else None (mixed shapes or sizes: no size prior applies).
+
+    The single area is the median over round objects (bounding box filled > 60 %, box aspect
+    < 1.35); the field counts as monodisperse when at least 55 % of all objects are round and
+    within 35 % of it, with an equivalent-diameter spread below 10 %. (The 4-class simulated
+    fields reach at most 43 %; monodisperse SiO2 spheres 63 %; clustered monodisperse spheres
+    67-78 %.)
+    """
+    a = np.bincount(labels.ravel())[1:]
+    objs = [o for o in ndi.find_objects(labels) if o is not None]
+    a = a[a > 0]
+    if a.size < min_objects:
+        return None
+    hh = np.array([o[0].stop - o[0].start for o in objs], float)
+    ww = np.array([o[1].stop - o[1].start for o in objs], float)
+    round_ = (a / (hh * ww) > 0.6) & (np.maximum(hh, ww) / np.minimum(hh, ww) < 1.35)
+    if not round_.any():
+        return None
+    a1 = float(np.median(a[round_]))
+    near = round_ & (np.abs(a / a1 - 1.0) < 0.35)
+    d = np.sqrt(a[near])
+    if near.mean() < 0.55 or d.std() > 0.10 * d.mean():
+        return None
+    return a1
+
+
+def _split_by_size_prior(labels: np.ndarray, a1: float, min_ratio: float = 1.6) -> np.ndarray:
+    """Split objects of at least ``min_ratio`` x the single-particle area ``a1`` into
+    ``round(area / a1)`` parts: k-means of the pixel positions, seeded by farthest-point
+    sampling among pixels deeper than half a particle radius (touching monodisperse spheres
+    whose necks and contrast dips are lost in the blur, as in HAADF multilayer clusters)."""
+    out = labels.copy()
+    nxt = int(labels.max()) + 1
+    r1 = np.sqrt(a1 / np.pi)
+    areas = np.bincount(labels.ravel())
+    for lab_id, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None or areas[lab_id] < min_ratio * a1:
+            continue
+        n = int(round(areas[lab_id] / a1))
+        if n < 2:
+            continue
+        m = labels[sl] == lab_id
+        rr, cc = np.nonzero(m)
+        pts = np.c_[rr, cc].astype(float)
+        depth = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1][rr, cc]
+        cand = depth >= 0.5 * r1
+        if cand.sum() < n:
+            continue
+        centres = [pts[np.argmax(depth)]]
+        dmin = np.hypot(*(pts - centres[0]).T)
+        for _ in range(n - 1):
+            k = int(np.argmax(np.where(cand, dmin, -1.0)))
+            centres.append(pts[k])
+            dmin = np.minimum(dmin, np.hypot(*(pts - pts[k]).T))
+        c = np.array(centres)
+        for _ in range(10):  # Lloyd iterations
+            assign = np.argmin(((pts[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
+            new = np.array([pts[assign == q].mean(axis=0) if np.any(assign == q) else c[q] for q in range(n)])
+            if np.allclose(new, c):
+                break
+            c = new
+        view = out[sl]
+        ids = np.where(assign == 0, lab_id, nxt + assign - 1)
+        view[rr, cc] = ids
+        nxt += n - 1
+    return _relabel(out)
+
+
 def _relabel(lab: np.ndarray) -> np.ndarray:
     """Consecutive labels 1..N (0 stays background), in order of the old labels; O(pixels)."""
     lab = np.asarray(lab)
@@ -483,8 +557,9 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     dose_e_per_A2 : fluence (e/A^2) of the image; sets the Poisson noise model. None: noise
         estimated from the image.
     min_size_nm : smallest equivalent diameter kept (nm); default 1.5 x the detection blur.
-    split_touching : split touching particles at narrow necks (aggregates with thick necks
-        stay whole); False keeps every connected object.
+    split_touching : split touching particles at narrow necks or contrast dips (aggregates
+        with thick necks stay whole), and, in a monodisperse field of round particles, clusters
+        by the single-particle size; False keeps every connected object.
     polarity : ``"auto"``, ``"dark"`` (bright field) or ``"bright"`` (HAADF).
     k_high, k_low : hysteresis thresholds in units of the smoothed noise std.
     edge_fraction : boundary level as a fraction of each object's median contrast.
@@ -591,6 +666,9 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
                                    neck_ratio=neck_ratio, dip_ratio=dip_ratio, dip_noise=k_low * 1.5 * ns)
     else:
         labels = ndi.label(refined)[0].astype(np.int32)
+    a1 = _monodisperse_area(labels) if split_touching else None
+    if a1 is not None:  # a monodisperse field of round particles: clusters split by the size prior
+        labels = _split_by_size_prior(labels, a1)
     d_min = (min_size_nm * 10.0 / px) if min_size_nm is not None else 1.5 * sig_d
     area_min = np.pi * (d_min / 2) ** 2
     areas = np.bincount(labels.ravel())
@@ -601,7 +679,7 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     tick("instances")
     if return_details:
         return labels, {"polarity": polarity, "noise_rel": s, "sigma_detect_px": sig_d, "pyramid_level": f,
-                        "cpu_seconds": timings}
+                        "size_prior_area_px": a1, "cpu_seconds": timings}
     return labels
 
 
