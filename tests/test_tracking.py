@@ -153,6 +153,43 @@ def test_huber_rate_resists_a_merged_frame():
     assert huber["n_downweighted"] >= 2
 
 
+def test_two_crystals_seen_as_one_are_flagged_and_cut():
+    from scipy import ndimage as ndi
+
+    from cryomat.simulate.growth import _ellipse_mask
+    from cryomat.tracking.axes import fit_ellipse
+
+    rng = np.random.default_rng(5)
+    chi = {False: [], True: []}
+    for _ in range(5):
+        for two in (False, True):
+            lab = np.zeros((70, 70))
+            sl, m = _ellipse_mask(lab.shape, 35.3, 34.6, 12, 5, 0.4)
+            lab[sl][m] = 1
+            if two:  # a small crystal nucleated on the flank of the first
+                sl, m = _ellipse_mask(lab.shape, 29.8, 36.6, 4, 3, 1.5)
+                lab[sl][m] = 1
+            soft = ndi.gaussian_filter(lab, 0.8)
+            img = rng.poisson(200 * (1 - 0.35 * soft)).astype(float)
+            chi[two].append(fit_ellipse(img, soft > 0.5, polarity=-1, fit_sigma=False, sigma0=0.75)["chi2_near"])
+    # measured: the pair leaves 1.4-2x the single crystal's misfit on and around the object
+    assert np.median(chi[True]) > 1.4 * np.median(chi[False])
+
+    # growth_table keeps only the frames before an object became such a pair
+    t = np.arange(14) * 10.0
+    n = t.size
+    minor = 2.0 + 0.02 * t + np.where(np.arange(n) >= 9, 1.0, 0.0)  # the pair is 1 nm wider from frame 9
+    tracks = pd.DataFrame({"track": 0, "frame": np.arange(n), "time_s": t, "area_nm2": 50.0, "solidity": 1.0,
+                           "major_axis_nm": 5 + 0.05 * t, "minor_axis_nm": minor,
+                           "major_axis_fit_nm": 5 + 0.05 * t, "minor_axis_fit_nm": minor,
+                           "major_axis_sd_nm": 0.05, "minor_axis_sd_nm": 0.05,
+                           "fit_chi2_near": np.where(np.arange(n) >= 9, 2.0, 1.0)})
+    tracks.loc[10, "fit_chi2_near"] = 1.0  # one frame of the pair happens to fit well: still cut
+    g = growth_table(tracks, min_frames=5)
+    assert g["n_frames"].iloc[0] == 9 and g["minor_rate_nm_per_s"].iloc[0] == pytest.approx(0.02, rel=1e-6)
+    assert growth_table(tracks, min_frames=10).empty  # too few single-crystal frames: no rate at all
+
+
 def test_mask_tracking_hota(growth_run):
     from cryomat.tracking.metrics import mask_tracking_scores
 

@@ -29,7 +29,7 @@ from scipy.optimize import least_squares
 
 _SUB = 3  # sub-samples per pixel and axis for the coverage of the ellipse
 FIT_COLUMNS = ["major_axis_fit_nm", "minor_axis_fit_nm", "major_axis_sd_nm", "minor_axis_sd_nm",
-               "orientation_fit_deg", "row_fit_px", "col_fit_px", "psf_sigma_px", "fit_chi2"]
+               "orientation_fit_deg", "row_fit_px", "col_fit_px", "psf_sigma_px", "fit_chi2", "fit_chi2_near"]
 
 
 def render_ellipse(shape, params, *, sub: int = _SUB) -> np.ndarray:
@@ -136,6 +136,10 @@ def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None
     p[free] = res.x
     dof = max(int(sel.sum()) - int(free.sum()), 1)
     chi2 = float(2 * res.cost / dof)
+    # misfit on and around the crystal only: a second crystal grown on or into this one leaves
+    # a residual there that the crop-wide chi-square dilutes
+    near = ndi.binary_dilation(m, iterations=2).ravel()[sel]
+    chi2_near = float(np.mean(res.fun[near] ** 2)) if near.any() else np.nan
     try:  # parameter covariance from the Jacobian (residuals are in units of the noise)
         cov = np.linalg.inv(res.jac.T @ res.jac) * max(chi2, 1.0)
         sd_a, sd_b = float(np.sqrt(cov[2, 2])), float(np.sqrt(cov[3, 3]))
@@ -148,7 +152,7 @@ def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None
     ang = float(np.mod(ang, np.pi))
     return {"row_px": float(p[0] + r1), "col_px": float(p[1] + c1), "a_px": a, "b_px": b, "angle_rad": ang,
             "sigma_px": float(p[5]), "contrast": float(p[7]), "background": float(p[6]), "chi2_red": chi2,
-            "ok": bool(res.success), "a_sd_px": sd_a, "b_sd_px": sd_b, "n_px": int(sel.sum())}
+            "chi2_near": chi2_near, "ok": bool(res.success), "a_sd_px": sd_a, "b_sd_px": sd_b, "n_px": int(sel.sum())}
 
 
 def series_polarity(frames, labels) -> int:
@@ -226,5 +230,6 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
         if r is None:
             continue
         tr.loc[i, cols] = [2 * r["a_px"] * nm, 2 * r["b_px"] * nm, 2 * r["a_sd_px"] * nm, 2 * r["b_sd_px"] * nm,
-                           np.rad2deg(r["angle_rad"]), r["row_px"], r["col_px"], sigma_px, r["chi2_red"]]
+                           np.rad2deg(r["angle_rad"]), r["row_px"], r["col_px"], sigma_px, r["chi2_red"],
+                           r["chi2_near"]]
     return tr
