@@ -1,4 +1,5 @@
-"""Learned tier (N2V blind spot with a J-invariant Wiener prior, Noise2Noise on halves).
+"""Learned tier (N2V blind spot with a J-invariant Wiener prior; Noise2Noise fusion network on
+even/odd halves or on binomially thinned counts).
 
 Training is kept to a handful of steps (the suite runs on 2 shared cores), so the assertions are
 about what any run must guarantee: the blind prior, tiling without seams, saving and reuse, the
@@ -68,13 +69,37 @@ def test_structn2v_mask_covers_the_row():
 
 def test_n2n_halves_anchored_to_fast(data):
     noisy, clean, frames = data
-    model = L.train_n2n(frames[0], frames[1], epochs=1, steps_per_epoch=3, seed=0)
+    model = L.train_n2n(frames[0], frames[1], epochs=1, steps_per_epoch=3, seed=0, pairs="halves")
     den = L.predict(model, frames[0], odd=frames[1])
-    halves_fast = denoise_fast(frames[0]).denoised + denoise_fast(frames[1]).denoised
-    # residual on the fast tier (shipped weights pre-trained on the simulator): within 0.5 dB of it
-    # after a short run, and far better than the raw sum
-    assert psnr(clean, den) >= psnr(clean, halves_fast) - 0.5
+    fast = denoise_fast(noisy).denoised
+    # the fusion network is a correction on the fast tier of the full-dose sum, and a held-out pair
+    # chooses how much of it to keep: after 3 steps it cannot be far from the fast tier (0.3 dB is the
+    # held-out choice's scatter on 128 px), and it is far better than the raw sum
+    assert model.config["pairs"] == "halves" and 0.0 <= model.config["residual_scale"] <= 1.25
+    assert psnr(clean, den) >= psnr(clean, fast) - 0.3
     assert psnr(clean, den) > psnr(clean, noisy) + 3.0
+
+
+def test_n2n_thinning_single_counted_image(tmp_path):
+    from cryomat.restoration import fusion
+
+    inten, _ = nanoparticle_scene((192, 192), pixel_size=0.5, rng=np.random.default_rng(31))
+    noisy, clean, _ = record(inten, dose_e_per_px=8, rng=np.random.default_rng(32))
+    # binomial thinning: a ~ Bin(y, p) and y - a are independent Poisson images with means p and 1 - p
+    a = np.random.default_rng(0).binomial(noisy.astype(np.int64), fusion.THIN_P)
+    assert abs(a.mean() / noisy.mean() - fusion.THIN_P) < 0.01  # 37 k px at 8 e/px: sd of the ratio ~0.002
+    model = L.train_n2n(noisy, epochs=2, steps_per_epoch=10, crop=96, seed=0)
+    assert model.config["pairs"] == "thinning"
+    den = L.predict(model, noisy)
+    fast = denoise_fast(noisy).denoised
+    # 20 steps: no worse than the fast tier beyond the held-out choice's scatter (0.3 dB at 192 px);
+    # the 512 px benchmark trains 200 steps and gains +0.3 to +0.5 dB on HAADF
+    assert psnr(clean, den) >= psnr(clean, fast) - 0.3
+    # features are global Fourier filters and the network sees 3 x 3 px: tiles are seamless
+    tiled = L.predict(model, noisy, tile=64)
+    assert psnr(den, tiled, data_range=float(np.ptp(clean))) >= 50.0
+    again = L.predict(L.load_model(L.save_model(model, tmp_path / "n2n.pt")), noisy)
+    np.testing.assert_allclose(again, den, rtol=0, atol=1e-4)
 
 
 def test_cli_n2v_model_saved_and_reused(tmp_path):

@@ -131,10 +131,15 @@ class DenoiseNet:
 
 
 def new_model(kind: str, *, base: int = 8) -> DenoiseNet:
-    """An untrained network: blind-spot (prior + residual U-Net) for n2v; for n2n a residual U-Net on
-    2 channels (noisy half + fast-tier estimate). Both start at their prior (zero residual)."""
-    net = _build_n2v(base=base) if kind == "n2v" else _build_unet(2, base=base, residual=True)
-    return DenoiseNet(kind, net, config={"base_channels": base})
+    """An untrained network: blind-spot (prior + residual U-Net) for n2v; for n2n the fusion network of
+    :mod:`.fusion` (``base`` = its width, 16 by default). Both start at their prior (zero residual)."""
+    if kind == "n2n":
+        from cryomat.restoration import fusion
+
+        width = 16 if base == 8 else base
+        return DenoiseNet(kind, fusion.build_net(width), config={"base_channels": width, "arch": "fusion",
+                                                                 "features": list(fusion.FEATURES)})
+    return DenoiseNet(kind, _build_n2v(base=base), config={"base_channels": base})
 
 
 def save_model(model: DenoiseNet, path) -> Path:
@@ -157,6 +162,8 @@ def load_model(path) -> DenoiseNet:
         raise ValueError(f"{path}: not a cryomat denoising model ({exc.__class__.__name__})") from exc
     if not isinstance(doc, dict) or doc.get("format") != "cryomat-denoise-1":
         raise ValueError(f"{path}: not a cryomat denoising model")
+    if doc["kind"] == "n2n" and doc["config"].get("arch") != "fusion":
+        raise ValueError(f"{path}: a Noise2Noise model of an older format (U-Net on halves); retrain it")
     m = new_model(doc["kind"], base=int(doc["config"].get("base_channels", 8)))
     m.net.load_state_dict(doc["state_dict"])
     m.config.update(doc["config"])
@@ -297,43 +304,60 @@ def train_n2v(image, *, epochs: int = 5, steps_per_epoch: int = 10, patch: int =
     return _train(model, make_batch, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed)
 
 
-def _n2n_inputs(half, noise_model):
-    from cryomat.restoration.classical import denoise_fast
+def train_n2n(even, odd=None, *, epochs: int = 5, steps_per_epoch: int = 40, crop: int = 192, batch: int = 1,
+              lr: float = 1e-2, seed: int = 0, model: DenoiseNet | None = None, pairs: str = "auto",
+              n_pairs: int = 3) -> DenoiseNet:
+    """Train (or fine-tune) the Noise2Noise fusion network (:mod:`.fusion`) on one image.
 
-    z, m, s = normalise(half, noise_model)
-    f = denoise_fast(np.asarray(half, np.float64), noise_model=noise_model).denoised
-    return z, ((np.asarray(f, np.float64) - m) / s).astype(np.float32), m, s
+    Parameters
+    ----------
+    even, odd : independent halves (sums of even / odd movie frames), or ``even`` alone = one image
+        of electron counts (``odd`` None).
+    pairs : ``"thinning"`` (binomial thinning of the counts; needs integer, uncorrelated counts),
+        ``"halves"`` (even -> odd and odd -> even), or ``"auto"``: thinning for counted data, halves
+        otherwise.
+    epochs, steps_per_epoch, crop, batch, lr : training length (steps), crop size (px), batch, rate.
+    n_pairs : thinning pairs drawn for training (one more is held out to choose how much of the
+        learned correction to keep).
 
+    Returns
+    -------
+    :class:`DenoiseNet` of kind ``"n2n"`` (config ``residual_scale``: the kept fraction).
+    """
+    from cryomat.restoration import fusion
+    from cryomat.restoration.validation import is_counted
 
-def train_n2n(even, odd, *, epochs: int = 5, steps_per_epoch: int = 10, patch: int = 48, batch: int = 8,
-              lr: float = 4e-4, seed: int = 0, model: DenoiseNet | None = None) -> DenoiseNet:
-    """Train (or fine-tune) Noise2Noise on independent halves: even -> odd and odd -> even."""
-    torch = _torch()
     e = np.asarray(even, np.float64)
-    o = np.asarray(odd, np.float64)
-    if e.shape != o.shape or e.ndim != 2:
-        raise ValueError(f"even and odd must be 2D images of one shape, got {e.shape} and {o.shape}")
-    nm, _ = estimate_noise_model(e)
-    ze, fe, m, s = _n2n_inputs(e, nm)
-    zo, fo, _, _ = _n2n_inputs(o, nm)
-    zo_t = ((o - m) / s).astype(np.float32)
-    ze_t = ((e - m) / s).astype(np.float32)
+    o = None if odd is None else np.asarray(odd, np.float64)
+    if e.ndim != 2 or (o is not None and o.shape != e.shape):
+        raise ValueError(f"even and odd must be 2D images of one shape, got {e.shape} and "
+                         f"{None if o is None else o.shape}")
+    full = e if o is None else e + o
+    if pairs == "auto":
+        nm, _ = estimate_noise_model(full)
+        pairs = "thinning" if (is_counted(full) and nm.kind == "counting" and not nm.correlated) else "halves"
+    if pairs not in ("thinning", "halves"):
+        raise ValueError(f"pairs must be 'auto', 'thinning' or 'halves', got {pairs!r}")
+    if pairs == "halves" and o is None:
+        raise ValueError("Noise2Noise on non-counted data needs even/odd halves (--even/--odd or a movie)")
+    if pairs == "thinning" and not is_counted(full):
+        raise ValueError("binomial thinning needs integer electron counts")
     rng = np.random.default_rng(seed)
+    if pairs == "thinning":
+        train = fusion.counted_pairs(full, rng, n_pairs)
+        held = fusion.counted_pairs(full, rng, 1)
+    else:
+        train = held = fusion.halves_pairs(e, o)
     if model is None:
-        model = shipped_model("n2n") or new_model("n2n")
-        if "epochs" in model.history:
-            model.history = {"pretrained_epochs": model.history["epochs"]}
-
-    def make_batch():
-        if rng.random() < 0.5:
-            a, b, c = _random_patches([ze, fe, zo_t], patch, batch, rng)
-        else:
-            a, b, c = _random_patches([zo, fo, ze_t], patch, batch, rng)
-        inp = torch.from_numpy(np.stack([a, b], 1))
-        t = torch.from_numpy(c)[:, None]
-        return inp, t, torch.ones_like(t)
-
-    return _train(model, make_batch, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed)
+        model = new_model("n2n")
+    model.net.scale.fill_(1.0)
+    _train(model, fusion.make_batches(train, rng, crop=crop, batch=batch), epochs=epochs,
+           steps_per_epoch=steps_per_epoch, lr=lr, seed=seed)
+    scale, losses = fusion.choose_scale(model.net, held)
+    model.net.scale.fill_(scale)
+    model.config.update({"pairs": pairs, "thinning_p": fusion.THIN_P if pairs == "thinning" else None,
+                         "residual_scale": scale, "heldout_loss_by_scale": {str(k): v for k, v in losses.items()}})
+    return model
 
 
 # --- inference -----------------------------------------------------------------------------------
@@ -370,8 +394,9 @@ def predict(model: DenoiseNet, image, *, tile: int | None = None, noise_model: N
             odd=None) -> np.ndarray:
     """Denoise ``image`` (detector units) with a trained model; float32 output in the same units.
 
-    For an ``n2n`` model, ``image`` is one half and the output estimates the expectation of the other
-    half; pass ``odd`` as well (``image`` = even) to get the full-dose estimate pred(even) + pred(odd).
+    For an ``n2n`` model the output estimates the expectation of ``image`` itself (the network was
+    trained at close to the full dose); pass ``odd`` as well (``image`` = even) to denoise the full-dose
+    sum even + odd.
     ``tile`` (px): overlapping tiles, 32-px borders discarded (a quarter of the tile below 96 px), one
     global normalisation.
     """
@@ -380,11 +405,10 @@ def predict(model: DenoiseNet, image, *, tile: int | None = None, noise_model: N
         z, m, s = normalise(x, noise_model)
         model.net.set_prior(_prior_kernel(z, noise_model))  # the prior is the image's own blind Wiener
         return (_run_net(model.net, z[None], tile) * s + m).astype(np.float32)
-    nm = noise_model or estimate_noise_model(x)[0]
-    z, f, m, s = _n2n_inputs(x, nm)
-    pe = _run_net(model.net, np.stack([z, f]), tile) * s + m
-    if odd is None:
-        return pe.astype(np.float32)
-    zo, fo, mo, so = _n2n_inputs(np.asarray(odd, np.float64), nm)
-    po = _run_net(model.net, np.stack([zo, fo]), tile) * so + mo
-    return (pe + po).astype(np.float32)
+    from cryomat.restoration import fusion
+
+    if odd is not None:
+        x = x + np.asarray(odd, np.float64)
+        noise_model = None
+    f, m, s = fusion.features(x, noise_model)
+    return (_run_net(model.net, f, tile, overlap=8) * s + m).astype(np.float32)

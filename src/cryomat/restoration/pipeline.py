@@ -53,7 +53,8 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
     image : (row, col) array in detector units (for even/odd input: their sum).
     pixel_size : A per px (FRC frequencies in 1/A).
     method : ``auto`` (fast tier; Noise2Noise when even/odd halves and a model or training are
-        requested), ``fast``, ``n2v``, ``n2n`` (needs ``even``/``odd``), ``bm3d-compare`` (fast tier plus
+        requested), ``fast``, ``n2v``, ``n2n`` (even/odd halves, or binomial thinning of counted data),
+        ``bm3d-compare`` (fast tier plus
         Anscombe+BM3D for comparison, when the optional ``bm3d`` package is installed).
     even, odd : optional independent half images (sum of even / odd movie frames).
     seed : seed of the binomial split and of network training.
@@ -71,18 +72,19 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     has_halves = even is not None and odd is not None
-    if method == "n2n" and not has_halves:
-        raise ValueError("method n2n needs even/odd halves (--even/--odd or a movie)")
     rng = np.random.default_rng(seed)
     warnings: list[str] = []
     model, xc = estimate_noise_model(x)
+    thinnable = bool(is_counted(x) and model.kind == "counting" and not model.correlated)
+    if method == "n2n" and not (has_halves or thinnable):
+        raise ValueError("method n2n needs even/odd halves (--even/--odd or a movie) or counted, uncorrelated data")
     if model.correlated:
         warnings.append(f"correlated noise (lag-1 row {model.rho_row:.3f}, col {model.rho_col:.3f}; row/col offsets "
                         f"{model.row_offset_std:.3g}/{model.col_offset_std:.3g}): offsets removed, noise spectrum "
                         "modelled; the unsupervised MSE by thinning is not reported")
     chosen = "fast" if method == "bm3d-compare" else method
     if method == "auto":
-        chosen = ("n2n" if has_halves else "n2v") if (model_path or train_epochs) else "fast"
+        chosen = ("n2n" if has_halves or thinnable else "n2v") if (model_path or train_epochs) else "fast"
     details: dict = {}
     extra: dict = {}
     learned: dict = {"tile": tile}
@@ -91,18 +93,18 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
 
         if model_path:
             net = L.load_model(model_path)
-            if net.kind == "n2n" and not has_halves:
-                raise ValueError("the model is a Noise2Noise (n2n) model; it needs --even/--odd or a movie")
             if method == "auto":
                 chosen = net.kind
         elif chosen == "n2n":
-            net = L.train_n2n(np.asarray(even), np.asarray(odd), epochs=train_epochs or 5, seed=seed)
+            net = (L.train_n2n(np.asarray(even), np.asarray(odd), epochs=train_epochs or 5, seed=seed)
+                   if has_halves else L.train_n2n(x, epochs=train_epochs or 5, seed=seed))
         else:
             net = L.train_n2v(xc, epochs=train_epochs or 5, seed=seed, noise_model=model,
                               struct=("row" if abs(model.rho_col) > 0.06 else None) or
                                      ("col" if abs(model.rho_row) > 0.06 else None))
         if model_path and train_epochs:  # reuse a saved model and fine-tune it on this image
-            net = (L.train_n2n(np.asarray(even), np.asarray(odd), epochs=train_epochs, seed=seed, model=net)
+            net = (L.train_n2n(np.asarray(even) if has_halves else x, np.asarray(odd) if has_halves else None,
+                               epochs=train_epochs, seed=seed, model=net)
                    if chosen == "n2n" else L.train_n2v(xc, epochs=train_epochs, seed=seed, model=net,
                                                        noise_model=model))
         if net.kind != chosen:
@@ -110,7 +112,7 @@ def denoise_and_validate(image, *, pixel_size: float = 1.0, method: str = "auto"
         learned["model"] = net
         details["model"] = {**net.describe(), "trained_here": not bool(model_path) or bool(train_epochs)}
         details["_net"] = net
-        den = (L.predict(net, np.asarray(even), odd=np.asarray(odd), tile=tile) if chosen == "n2n"
+        den = (L.predict(net, xc, tile=tile, noise_model=model) if chosen == "n2n"
                else L.predict(net, xc, tile=tile, noise_model=model))
     else:
         res = denoise_fast(x, noise_model=model)

@@ -1,7 +1,8 @@
 """Train the small shipped denoising networks on the simulator (run once by a developer).
 
 ``python -m cryomat.restoration.train --minutes 6`` writes ``cryomat/data/models/denoise_n2v.pt``
-and ``denoise_n2n.pt`` (base 8 channels, about 29 k parameters, ~120 kB each).
+(base 8 channels, about 29 k parameters, ~120 kB). The Noise2Noise tier (:mod:`.fusion`) is small
+enough to be trained on each image and ships no weights.
 
 The shipped weights are a *starting point*: they are pre-trained with the simulator's clean truth
 (noisy -> clean in the noise-normalised domain; for the Noise2Noise model, one half plus its fast-tier
@@ -46,14 +47,9 @@ def _prepared(scenes, kind):
 
     prep = []
     for noisy, clean, even, odd in scenes:
-        if kind == "n2v":
-            nm, _ = estimate_noise_model(noisy)
-            z, m, s = L.normalise(noisy, nm)
-            prep.append(([z], ((clean - m) / s).astype(np.float32)))
-        else:
-            nm, _ = estimate_noise_model(even)
-            z, f, m, s = L._n2n_inputs(even, nm)
-            prep.append(([z, f], ((clean / 2 - m) / s).astype(np.float32)))
+        nm, _ = estimate_noise_model(noisy)
+        z, m, s = L.normalise(noisy, nm)
+        prep.append(([z], ((clean - m) / s).astype(np.float32)))
     return prep
 
 
@@ -67,7 +63,7 @@ def train_shipped(minutes: float = 6.0, seed: int = 0, out_dir=None, n_scenes: i
     scenes = _scenes(n_scenes, seed)
     rng = np.random.default_rng(seed)
     info = {}
-    for kind in ("n2v", "n2n"):
+    for kind in ("n2v",):
         prep = _prepared(scenes, kind)
         model = L.new_model(kind)
 
