@@ -1,6 +1,7 @@
 """Tomography benchmarks: WBP vs ASTRA's CPU FBP, local thickness vs localthickness, alignment, graphs.
 
-Usage: ``python benchmarks/bench_tomo.py [wbp] [thickness] [align] [graph]`` (default: all).
+Usage: ``python benchmarks/bench_tomo.py [wbp] [wbp1k] [thickness] [align] [graph] [segment] [graph_noisy]``
+(default: all).
 Sizes: ``CRYOMAT_BENCH_TOMO_N`` (WBP volume edge, default 512), ``CRYOMAT_BENCH_LT_N`` (default 256),
 ``CRYOMAT_BENCH_ALIGN_N`` (default 512), ``CRYOMAT_BENCH_GRAPH_N`` (default 256).
 Each part writes ``benchmarks/results/tomo_<part>.json``. ASTRA is only a peer here, never a
@@ -279,7 +280,90 @@ def bench_graph():
             "n_nodes", "n_edges", "n_loops", "junction_to_wall_thickness_ratio")}, "load": os.getloadavg()})
 
 
-PARTS = {"wbp": bench_wbp, "wbp1k": bench_wbp1k, "thickness": bench_thickness, "align": bench_align, "graph": bench_graph}
+def bench_segment():
+    """Dice of the support and the particles of the catalyst phantom (128^3, 61 views +/-60 deg, 50 counts/px)
+    segmented into coating/support/particles, from WBP and from nonnegative SIRT, edge vs Otsu thresholds."""
+    from cryomat.simulate.tilt_series import simulate_tilt_series
+    from cryomat.tomography import phantoms, reconstruct_wbp
+    from cryomat.tomography.measure3d import dice, segment_phases
+    from cryomat.tomography.reconstruct import reconstruct_sirt
+
+    n = int(os.environ.get("CRYOMAT_BENCH_SEG_N", 128))
+    L = phantoms.LABELS
+    rows = []
+    for seed in (3, 4, 6):
+        sim = simulate_tilt_series(phantom="particles", size=n, counts_per_px=50, rng=seed)
+        st = sim["stack"] / (50 / sim["ideal"].mean())
+        lab = sim["labels"]
+        t0, c0 = time.perf_counter(), time.process_time()
+        vols = {"wbp": reconstruct_wbp(st, sim["angles_deg"])}
+        t_wbp = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        vols["sirt_nonneg_60it_relax1.9"] = reconstruct_sirt(st, sim["angles_deg"], iterations=60, relaxation=1.9,
+                                                             nonnegative=True)
+        t_sirt, c_sirt = time.perf_counter() - t0, time.process_time() - c0
+        for rec, vol in vols.items():
+            for method in ("edge", "otsu"):
+                ph = segment_phases(vol, n_phases=3, smooth_sigma=0.5, method=method)
+                rows.append({"seed": seed, "reconstruction": rec, "thresholds": method,
+                             "dice_support": dice(ph == 2, lab == L["support"]),
+                             "dice_particles": dice(ph == 3, lab == L["particle"]),
+                             "dice_coating": dice(ph == 1, lab == L["coating"]),
+                             "dice_specimen_vs_background": dice(ph >= 1, lab > 0),
+                             "reconstruction_s": t_wbp if rec == "wbp" else t_sirt,
+                             "reconstruction_cpu_s": None if rec == "wbp" else c_sirt})
+    summary = {}
+    for r in rows:
+        k = f"{r['reconstruction']}+{r['thresholds']}"
+        summary.setdefault(k, {"dice_support": [], "dice_particles": []})
+        summary[k]["dice_support"].append(r["dice_support"])
+        summary[k]["dice_particles"].append(r["dice_particles"])
+    summary = {k: {m: {"mean": float(np.mean(v)), "min": float(np.min(v))} for m, v in d.items()} for k, d in summary.items()}
+    write_result("tomo_segment", {"size": f"{n}^3 catalyst phantom, 61 views +/-60 deg, 50 counts/px, seeds 3, 4, 6",
+                                  "target": "Dice >= 0.90 support, >= 0.80 particles (2-3.5 voxel radius)",
+                                  "summary": summary, "runs": rows, "load": os.getloadavg()})
+
+
+def bench_graph_noisy():
+    """Skeleton graph of the crumple-network phantom (128^3, wall 3 voxels, junctions 1.6x) reconstructed
+    from noisy tilt series and segmented, as ``cryomat morph3d --segment --graph-phase 1`` does."""
+    from scipy import ndimage as ndi
+
+    from cryomat.simulate.tilt_series import simulate_tilt_series
+    from cryomat.tomography import reconstruct_wbp
+    from cryomat.tomography.measure3d import segment_phases
+    from cryomat.tomography.reconstruct import reconstruct_sirt
+    from cryomat.tomography.skeleton import skeleton_graph
+
+    rows = []
+    for seed in (1, 2, 3):
+        for counts in (None, 50.0, 10.0):
+            sim = simulate_tilt_series(phantom="network", size=128, counts_per_px=counts, rng=seed)
+            lay = sim["layout"]
+            st = sim["stack"] / (counts / sim["ideal"].mean()) if counts else sim["stack"]
+            for rec in ("wbp", "sirt_nonneg"):
+                vol = (reconstruct_wbp(st, sim["angles_deg"]) if rec == "wbp" else
+                       reconstruct_sirt(st, sim["angles_deg"], iterations=60, relaxation=1.9, nonnegative=True))
+                gm = segment_phases(vol, n_phases=1, smooth_sigma=0.5) == 1
+                lab, nlab = ndi.label(gm)
+                if nlab > 1:  # specks below 1 % of the largest piece dropped, holes filled (as morph3d)
+                    sizes = np.bincount(lab.ravel())[1:]
+                    gm = np.isin(lab, 1 + np.nonzero(sizes >= max(0.01 * sizes.max(), 4))[0])
+                gm = ndi.binary_fill_holes(gm)
+                s = skeleton_graph(gm, prune_ratio=2.0).summary("px")
+                rows.append({"seed": seed, "counts_per_px": counts, "reconstruction": rec,
+                             "true_nodes": lay["n_nodes"], "true_edges": lay["n_edges"],
+                             "nodes": s["n_nodes"], "edges": s["n_edges"],
+                             "junction_ratio_true": lay["junction_ratio"],
+                             "junction_ratio": s["junction_to_wall_thickness_ratio"]})
+    ok = [abs(r["nodes"] - r["true_nodes"]) <= 0.05 * r["true_nodes"] and abs(r["edges"] - r["true_edges"])
+          <= 0.05 * r["true_edges"] for r in rows]
+    write_result("tomo_graph_noisy", {"size": "128^3 network, 61 views +/-60 deg", "runs": rows,
+                                      "fraction_within_5pct": float(np.mean(ok)), "load": os.getloadavg()})
+
+
+PARTS = {"wbp": bench_wbp, "wbp1k": bench_wbp1k, "thickness": bench_thickness, "align": bench_align, "graph": bench_graph,
+         "segment": bench_segment, "graph_noisy": bench_graph_noisy}
 
 if __name__ == "__main__":
     names = [a for a in sys.argv[1:] if a in PARTS] or list(PARTS)

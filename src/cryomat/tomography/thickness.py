@@ -102,7 +102,10 @@ def _boundary_points(m):
     from scipy import ndimage as ndi
 
     f = ndi.gaussian_filter(m.astype(np.float32), SMOOTH_SIGMA, mode="nearest")
-    fp = np.pad(f, 1, mode="edge")
+    hi_idx = np.array(m.shape) - 1
+
+    def at(p):  # f at integer points, the array edge continued
+        return f[tuple(np.clip(p, 0, hi_idx).T)]
     pts, nrm = [], []
     for ax in range(3):
         lo = [slice(None)] * 3
@@ -123,8 +126,8 @@ def _boundary_points(m):
             g = np.zeros_like(p)
             for k in range(3):  # central-difference gradient of the smoothed mask, interpolated along the edge
                 e = np.eye(3, dtype=np.int64)[k]
-                gi = 0.5 * (fp[tuple((pin + 1 + e).T)] - fp[tuple((pin + 1 - e).T)])
-                go = 0.5 * (fp[tuple((pout + 1 + e).T)] - fp[tuple((pout + 1 - e).T)])
+                gi = 0.5 * (at(pin + e) - at(pin - e))
+                go = 0.5 * (at(pout + e) - at(pout - e))
                 g[:, k] = (1 - t) * gi + t * go
             gn = np.linalg.norm(g, axis=1)
             bad = gn < 1e-9
@@ -161,7 +164,8 @@ def _subvoxel_balls(m, bp, bn, chunk: int = 1 << 20):
         h = _tent_np(D, m, idx, d, nv, offs, TENT_BAND)
     cand = h - d <= MAX_SHIFT
     ic, hc, dc, nc = idx[cand], h[cand], d[cand], nv[cand]
-    H = np.full(m.shape, np.nan, np.float32)
+    H = D  # the distance map is no longer needed: its memory holds the ridge heights
+    H.fill(np.nan)
     H[tuple(ic.T)] = hc
     if _NB:
         hs = _median_nb(H, ic, offs, MEDIAN_BAND)
