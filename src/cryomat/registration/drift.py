@@ -244,9 +244,11 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
         raise ValueError(f"bfactor_px2 must be 'auto' or a positive number, got {bfactor_px2!r}")
     if not auto_b and (not np.isfinite(bfactor_px2) or bfactor_px2 <= 0):
         raise ValueError(f"bfactor_px2 must be positive, got {bfactor_px2!r}")
+    clock = _Clock()
     if spectra is None:
         spectra = make_spectra(frames, bfactor_px2=10.0 if auto_b else float(bfactor_px2), max_size=max_size,
                                corrector=corrector)
+    clock("spectra")
     period = lattice_period(spectra) if lattice_guard else None
     # the matched filter concentrates the CCF on Bragg spots; on amorphous images at 0.1 e/px its
     # weights are too noisy, so it is used where a lattice was found
@@ -265,6 +267,7 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
         res.extra.update({"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape)})
         return res
     guard = 0.45 * period if period else None
+    clock("lattice_and_bfactor")
     # first pass on a Fourier crop of at most 256^2 (a binned view; it keeps the lattice's first
     # spots): the whole search disc, or the continuity-guarded progressive trajectory on a lattice
     need = 2.5 * max(spec.shape) / period if period else 0.0
@@ -273,17 +276,21 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     if guard:
         shifts = progressive(coarse, radius=guard)
     else:
-        # the first reference is the drift-blurred sum of the unaligned frames: repeat the
-        # search against the sharper, aligned sum until it moves the frames by less than a CCF step
+        # the first reference is the sum of the unaligned frames, blurred by the drift: where the
+        # frames found spread over more than 4 CCF steps, search again against the sharper, aligned
+        # sum, until the frames move by less than a CCF step
         shifts = np.zeros((n, 2))
         step = max(coarse.ccf_step)
-        for _ in range(COARSE_PASSES):
+        for p in range(COARSE_PASSES):
             new = shifts + _ungroup(coarse_search(coarse, shifts, radius=max_shift, group=group), group)
             if n >= 5:  # a frame far from its neighbours' running median locked onto noise
                 new = _reject_jumps(new)
             new -= new.mean(0)
             delta, shifts = new - shifts, new
-            if float(np.max(np.hypot(delta[:, 0], delta[:, 1]))) < step:
+            moved = np.hypot(delta[:, 0], delta[:, 1])
+            if p == 0 and float(np.max(np.hypot(new[:, 0], new[:, 1]))) < 4 * step:
+                break
+            if float(np.max(moved)) < step:
                 break
     shifts -= shifts.mean(0)
     if guard and n >= 5:
@@ -296,6 +303,7 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     converged = False
     it = 1
     peak = np.zeros(n)
+    clock("coarse_search")
     stages = [(NewtonLOO(coarse, group=group), max(tol_px, 0.1))] if coarse is not spec else []
     stages.append((NewtonLOO(spec, group=group), tol_px))
     del coarse
@@ -316,6 +324,7 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
                 converged = last
                 break
             prev = upd
+        clock("newton_crop" if not last else "newton_full")
     shifts, lost = _fill_lost(shifts, peak)
     raw = shifts - shifts[0]
     smoothed, lam = smooth_trajectory(raw, smoothing=smoothing, weights=np.clip(peak, 1e-3, None) ** 2)
@@ -325,10 +334,27 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     return DriftResult(shifts_px=smoothed, raw_shifts_px=raw, ccf_peak=peak, mode="reference", iterations=it,
                        converged=converged, lattice_period_px=period, smoothing=lam, pixel_size=pixel_size,
                        extra={"bfactor_px2": bval, "ccf_size": list(spec.ccf_shape),
-                              "lost_frames": np.nonzero(lost)[0].tolist()})
+                              "lost_frames": np.nonzero(lost)[0].tolist(), "timing_s": clock("smoothing")})
 
 
 COARSE_PASSES = 4
+
+
+class _Clock:
+    """Wall time of the stages of an alignment: ``clock(name)`` closes a stage, returns all so far (s)."""
+
+    def __init__(self):
+        import time
+
+        self._now = time.perf_counter
+        self.last = self._now()
+        self.stages: dict[str, float] = {}
+
+    def __call__(self, name: str) -> dict:
+        t = self._now()
+        self.stages[name] = self.stages.get(name, 0.0) + t - self.last
+        self.last = t
+        return dict(self.stages)
 
 
 def _ungroup(delta: np.ndarray, group: int, mu: float = 0.05) -> np.ndarray:
