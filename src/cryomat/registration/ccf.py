@@ -9,6 +9,7 @@ parabolic fit. Shifts are in pixels of the original frames, numpy order (row, co
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,16 @@ def _pool():
 
         _POOL = ThreadPoolExecutor(max_workers=_FFT_WORKERS, thread_name_prefix="cryomat-reg")
     return _POOL
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's worker threads do not exist: start a new pool there."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _workers(size: int) -> int:
