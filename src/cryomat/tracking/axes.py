@@ -170,7 +170,7 @@ def series_polarity(frames, labels) -> int:
 
 def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int = 5, polarity: int | None = None,
                  sigma_px: float | None = None, n_psf: int = 24,
-                 shared_angle: bool = True):
+                 shared_angle: bool = True, max_detections: int | None = 5000):
     """Fitted axis lengths for every detection of tracks with at least ``min_frames`` detections.
 
     Adds ``major_axis_fit_nm``, ``minor_axis_fit_nm`` (full axes ``2a``, ``2b``), their standard
@@ -179,7 +179,8 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     noise); NaN where no fit. The point spread ``sigma_px`` is one per series: when None it is
     the median of free fits of the ``n_psf`` largest detections (small crystals cannot tell blur
     from size), then every detection is fitted with it fixed. With ``shared_angle`` each track
-    is refitted with one direction (its weighted axial mean). ``pixel_size`` in A;
+    is refitted with one direction (its weighted axial mean). At most ``max_detections`` are
+    fitted (~0.1 s each), the longest tracks first. ``pixel_size`` in A;
     ``polarity`` -1 (dark objects) or +1 (bright), from the series when None.
     """
     tr = tracks.copy()
@@ -190,17 +191,45 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
         return tr
     n_per = tr.groupby("track")["frame"].transform("size")
     idx = tr.index[n_per >= min_frames]
+    if max_detections is not None and len(idx) > max_detections:
+        # the longest tracks first, up to the budget (the others keep their Feret axes)
+        from cryomat.progress import status
+
+        order = n_per.loc[idx].sort_values(ascending=False, kind="stable")
+        tracks_kept = tr.loc[order.index, "track"].drop_duplicates()
+        cum = tr.loc[idx].groupby("track").size().loc[tracks_kept].cumsum()
+        keep = set(cum.index[cum <= max_detections])
+        idx = idx[tr.loc[idx, "track"].isin(keep).to_numpy()]
+        status(f"track: axes fitted for the {len(keep)} longest tracks ({len(idx)} detections); "
+               f"the others use Feret diameters")
     if len(idx) == 0:
         return tr
     if polarity is None:
         polarity = series_polarity(frames, labels)
     nm = pixel_size / 10.0
+    boxes = {}
+    pad = 12  # crop margin (px): the fit's margin plus the blur and the exclusion zone
 
     def one(i, **kw):
         f, lb = int(tr.at[i, "frame"]), int(tr.at[i, "label"])
         lab = labels[f]
-        return fit_ellipse(np.asarray(frames[f], np.float64), lab == lb, exclude=(lab > 0) & (lab != lb),
-                           polarity=polarity, **kw)
+        if f not in boxes:
+            boxes[f] = ndi.find_objects(np.asarray(lab))
+        sl = boxes[f][lb - 1] if lb - 1 < len(boxes[f]) else None
+        if sl is None:
+            return None
+        r0, c0 = max(sl[0].start - pad, 0), max(sl[1].start - pad, 0)
+        crop = (slice(r0, sl[0].stop + pad), slice(c0, sl[1].stop + pad))
+        lc = np.asarray(lab[crop])
+        kw = dict(kw)
+        if kw.get("init") is not None:
+            kw["init"] = (kw["init"][0] - r0, kw["init"][1] - c0, *kw["init"][2:])
+        r = fit_ellipse(np.asarray(frames[f][crop], np.float64), lc == lb, exclude=(lc > 0) & (lc != lb),
+                        polarity=polarity, **kw)
+        if r is not None:
+            r["row_px"] += r0
+            r["col_px"] += c0
+        return r
 
     if sigma_px is None:
         big = tr.loc[idx].sort_values("area_nm2", ascending=False).index[:n_psf]
