@@ -119,3 +119,20 @@ def test_coarse_search_finds_large_shifts_on_a_crop():
         s = s + coarse_search(c, s, radius=32.0)
     e = (s - s[0]) - truth
     assert np.abs(e).max() < 0.5
+
+
+def test_newton_pass_falls_back_to_a_search_far_from_the_peak():
+    # a frame 3.5-6 px off a sharp (B = 2 px^2) CCF peak sits where log c is not concave (or c <= 0):
+    # the pass must not take a Newton step there but search the disc of fallback_radius and return
+    # the frame's residual (noise-free frames: to < 0.05 px, the 0.5 px grid refined twice); a Newton
+    # step would be clipped to max_step = 1 px, so a 3.5-6 px answer shows that the search ran
+    rng = np.random.default_rng(2)
+    truth = np.array([[0.0, 0.0], [0.37, -0.81], [1.62, 0.25], [-0.55, 1.13]])
+    frames = _frames(4, (96, 96), truth, rng)
+    sp = with_bfactor(make_spectra(frames, bfactor_px2=10.0), 2.0)
+    eng = NewtonLOO(sp)
+    for off in ([0.0, 3.5], [4.0, 4.0], [6.0, 0.0]):
+        s = truth.copy()
+        s[2] += off
+        d, _ = eng.step(s, fallback_radius=8.0)
+        assert np.abs(d[2] + np.array(off)).max() < 0.05

@@ -281,9 +281,12 @@ class NewtonLOO:
         mag = np.hypot(delta[:, 0], delta[:, 1])
         big = mag > max_step
         delta[big] *= (max_step / mag[big])[:, None]
-        for f in np.nonzero(~ok)[0]:
-            delta[f], _ = ccf_peak(self.cross(shifts, int(f)), spec, center_px=(0.0, 0.0),
-                                   radius_px=fallback_radius)
+        bad = np.nonzero(~ok)[0]
+        if bad.size:
+            mine, tot = _aligned(spec, shifts, self.group)  # once for all the frames searched
+            for f in bad:
+                x = (mine[f] * np.conj(tot - mine[f]) * self.filt).astype(np.complex64)
+                delta[f], _ = ccf_peak(x, spec, center_px=(0.0, 0.0), radius_px=fallback_radius)
         ref2 = np.maximum(tot2 - 2 * c0 - own2, 1e-30)  # |T - M|^2 = |T|^2 - 2 Re(M T*) + |M|^2
         peak = c0 / np.sqrt(np.maximum(own2, 1e-30) * ref2)
         return delta, peak
