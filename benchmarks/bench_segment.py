@@ -12,6 +12,7 @@ throughput (images/s) of 2 worker processes, the issue's "on 2 cores". Writes
 results/segment.json (accuracy) and results/segment_speed.json. Usage:
 
     python benchmarks/bench_segment.py [--images 6] [--unet] [--skip-speed] [--skip-accuracy] [--quick] [--workers 2]
+        [--skip-classification]
 """
 
 from __future__ import annotations
@@ -204,12 +205,17 @@ def main(argv=None) -> int:
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--quick", action="store_true", help="3 images per dose, fewer speed repeats")
+    p.add_argument("--skip-classification", action="store_true",
+                   help="segmentation accuracy only, written to results/segment_accuracy.json")
     p.add_argument("--workers", type=int, default=2, help="processes for the throughput figure (1: none)")
     a = p.parse_args(argv)
     if a.quick:
         a.images = min(a.images, 3)
     res = {"simulator": "particles, 512^2, 5 A/px, 4 classes, 40 particles, 15 % touching", "images_per_dose": a.images}
-    if not a.skip_accuracy:
+    if not a.skip_accuracy and a.skip_classification:  # segmentation accuracy alone
+        res["segmentation"] = accuracy(a.images, a.unet)
+        write_result("segment_accuracy", res)
+    elif not a.skip_accuracy:
         res["segmentation"] = accuracy(a.images, a.unet)
         res["classification_1_e_per_A2"] = classification(a.images)
         write_result("segment", res)
