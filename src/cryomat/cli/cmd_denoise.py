@@ -19,8 +19,9 @@ def add_arguments(p):
     add_out(p)
     add_pixel_size(p)
     p.add_argument("--method", default="auto", choices=["auto", "fast", "n2v", "n2n", "bm3d-compare"],
-                   help="auto (default): fast tier, or Noise2Noise when halves exist and --model/--train-epochs "
-                        "are given; n2v: blind-spot network; n2n: needs even/odd halves; bm3d-compare: fast "
+                   help="auto (default): fast tier, or Noise2Noise when halves or counted data exist and "
+                        "--model/--train-epochs are given; n2v: blind-spot network; n2n: even/odd halves or "
+                        "binomial thinning of counted data; bm3d-compare: fast "
                         "tier plus Anscombe+BM3D for comparison (optional non-commercial package)")
     p.add_argument("--even", type=input_file, metavar="FILE", help="sum of the even frames (with --odd)")
     p.add_argument("--odd", type=input_file, metavar="FILE", help="sum of the odd frames (with --even)")

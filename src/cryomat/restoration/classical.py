@@ -371,10 +371,11 @@ class FastResult:
     noise_model: NoiseModel
     choice: FilterChoice
     local_pass: bool
+    parts: dict = field(default_factory=dict, repr=False)
 
 
 def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | str = "auto", tile: int = 32,
-                 remove_offsets: bool = True, domain: str = "linear") -> FastResult:
+                 remove_offsets: bool = True, domain: str = "linear", keep_parts: bool = False) -> FastResult:
     """Denoise one image: noise model, generalised Anscombe, SURE-calibrated Wiener, inverse transform.
 
     Parameters
@@ -387,6 +388,8 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | 
         check costs three more passes).
     tile : tile size (px) of the local pass.
     remove_offsets : remove significant row/column offsets first (part of the noise model).
+    keep_parts : also return the global and (when used) local filter outputs in the noise-normalised
+        linear domain, ``(x - mean) / sqrt(gain mean + intercept)``, as ``parts`` (for the learned tier).
     domain : ``"linear"`` (default): filter the noise-normalised image, with the local pass scaling
         the noise to each tile's Poisson-Gaussian variance; ``"vst"``: filter after the generalised
         Anscombe transform. Both are SURE-calibrated; the linear domain keeps weak lattice
@@ -433,6 +436,7 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | 
         var_map = None
     npow = noise_power(noise_model, z.shape)
     zg, choice = wiener_sure(z, noise_power=npow)
+    parts = {"global": zg} if domain == "linear" and keep_parts else {}
     zd = zg
     used_local = False
     if local == "auto":
@@ -453,14 +457,16 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | 
         if r_loc < r_glob:
             zd = local_wiener(z, zg, noise_power_fn=fn, tile=tile, var_fn=var_fn)
             used_local = True
+            if parts:
+                parts["local"] = zd.copy()
     if domain == "vst":
         den = inverse_anscombe(zd, gain=g, intercept=c)
     else:
-        den = zd if zd is not z else zd.copy()
+        den = zd.copy() if (zd is z or (parts and zd is zg)) else zd
         den *= den.dtype.type(s0)
         den += den.dtype.type(m)
     return FastResult(denoised=np.asarray(den).astype(out_dtype, copy=False), noise_model=noise_model, choice=choice,
-                      local_pass=used_local)
+                      local_pass=used_local, parts=parts)
 
 
 def gaussian_baseline(image, sigma_px: float) -> np.ndarray:

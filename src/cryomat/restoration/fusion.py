@@ -51,15 +51,17 @@ def features(image, noise_model: NoiseModel | None = None) -> tuple[np.ndarray, 
     v0 = max(g * m + c, 1e-12)
     s = float(np.sqrt(v0))
     z = ((x - m) / s).astype(np.float32)
-    fast = denoise_fast(x, noise_model=noise_model, remove_offsets=False).denoised
+    res = denoise_fast(x.astype(np.float32), noise_model=noise_model, remove_offsets=False, keep_parts=True)
+    fast = res.denoised
     npow = noise_power(noise_model, z.shape)
-    zg, _ = wiener_sure(z, noise_power=npow)
+    zg = res.parts["global"]  # the fast tier's global SURE-Wiener, same normalisation
     fn = (lambda shp: noise_power(noise_model, shp)) if npow is not None else None
 
     def var_fn(mz):
         return (g * (np.asarray(mz) * s + m) + c) / v0
 
-    locs = [local_wiener(z, zg, noise_power_fn=fn, tile=t, var_fn=var_fn) if min(z.shape) >= 2 * t else zg
+    locs = [res.parts["local"] if t == 32 and "local" in res.parts else
+            local_wiener(z, zg, noise_power_fn=fn, tile=t, var_fn=var_fn) if min(z.shape) >= 2 * t else zg
             for t in (32, 16, 64)]
     va = anscombe(x, gain=g, intercept=c)
     vg, _ = wiener_sure(va, noise_power=npow)
