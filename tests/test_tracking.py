@@ -98,7 +98,7 @@ def test_growth_rates_against_truth(growth_run):
         errs_an.append(row.anisotropy_ratio / c["anisotropy"] - 1)
     # measured on this series (seed 0, 8 fits of 13-17 frames, axes fitted to the image, Huber-weighted
     # rates): |error| median 1.8% / max 5.3% (major), 3.3% / 6.9% (minor), anisotropy 4.7% / 6.7%.
-    # Over seeds 0-9 (bench_track, 77 fits) major median 2.1%, minor 2.9%, anisotropy 3.5%. The minor
+    # Over seeds 0-9 (bench_track, 75 fits) major median 1.9%, minor 3.0%, anisotropy 3.5%. The minor
     # axis grows only 4-12 px over a track and its per-frame error is ~0.3 px (shot noise and film
     # texture at 8 e/A^2), so single fits scatter by several per cent; bounds leave ~2-3 points of margin
     assert np.median(np.abs(errs_maj)) < 0.035 and np.max(np.abs(errs_maj)) < 0.08
@@ -196,7 +196,8 @@ def test_mask_tracking_hota(growth_run):
     crystals, truth, tracks, ev, lab, true_labels = growth_run
     h = mask_tracking_scores(true_labels, lab, tracks)
     # measured HOTA 0.895 (DetA 0.892, AssA 0.899), 0 identity switches, 100% mostly tracked on this
-    # series; 0.86-0.90 over seeds 0-3 (issue: HOTA >= 0.85, MT >= 90%). DetA is bounded by the mask IoU
+    # series; 0.84-0.90 over seeds 0-9 (bench_track; seeds 6 and 8: 0.841, 0.849, where two crystals
+    # whose blurred masks touch without touching in the truth are one object) (issue: HOTA >= 0.85, MT >= 90%). DetA is bounded by the mask IoU
     # (median 0.91: edges of a blurred, noisy ellipse) and by the 2% of frames where a crystal is out of
     # contrast (truth keeps it). One switch is allowed: two crystals whose blurred masks touch a frame
     # before they coalesce in the truth become one object
