@@ -220,11 +220,19 @@ def test_cli_track_and_bad_input(tmp_path, capsys):
     assert np.allclose(np.diff(np.sort(t["time_s"].unique())), 10.0)
     res = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
     assert res["n_tracks"] >= 4
+    # the simulator blurs with sigma 0.8 px after sampling the ellipse at pixel centres; the fit's model
+    # adds the pixel's own width (variance 1/12 px^2), so it should find sqrt(0.64 - 0.083) = 0.75 px
+    assert res["growth_axes"] == "fit" and 0.6 < res["psf_sigma_px"] < 0.9
+    g = pd.read_csv(tmp_path / "o" / "growth.csv")
+    assert len(g) and (g["axes"] == "fit").all()
     (tmp_path / "times.txt").write_text("0 1 2\n")
     rc = main(["track", str(tmp_path / "sim" / "series.mrcs"), "--out", str(tmp_path / "o2"), "--times",
                str(tmp_path / "times.txt")])
     err = capsys.readouterr().err
     assert rc == 2 and "3 times given for 12 frames" in err and "Traceback" not in err
+    rc = main(["track", str(tmp_path / "sim" / "series.mrcs"), "--out", str(tmp_path / "o3"), "--min-track-frames", "2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--min-track-frames must be >= 3" in err and "Traceback" not in err
 
 
 def test_real_stem_series_tracks(real, tmp_path):
