@@ -153,12 +153,33 @@ def _throughput(size: int, n_images: int, workers: int) -> dict:
             "images_per_s_from_cpu_time": workers / float(np.median(cpu))}
 
 
+def _fresh_process_rss(img) -> dict:
+    """Peak resident memory of a fresh process that loads ``img`` and segments it once (the
+    simulator's own peak would otherwise mask it): before and after the call, GB."""
+    import json
+    import subprocess
+    import tempfile
+
+    code = ("import json, resource, sys, numpy as np\n"
+            "from cryomat.segmentation import segment_particles\n"
+            "img = np.load(sys.argv[1])\n"
+            "segment_particles(img[:256, :256], pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True)\n"
+            "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6\n"
+            "segment_particles(img, pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True)\n"
+            "print(json.dumps({'fresh_process_rss_before_GB': r0,\n"
+            "                  'fresh_process_peak_rss_GB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))\n")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "img.npy"
+        np.save(path, img)
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def speed(quick: bool = False, workers: int = 2) -> dict:
     """Single-image CPU/wall time per stage at 1024^2 and 4096^2 (1 e/A^2, ~40 particles per
     512^2, split_touching), peak memory of one 4096^2 call, and the throughput of ``workers``
     processes (the issue's "images/s on 2 cores")."""
     import os
-    import resource
 
     from cryomat.segmentation.classical import segment_classical
 
@@ -168,7 +189,6 @@ def speed(quick: bool = False, workers: int = 2) -> dict:
         img = _speed_image(size)
         segment_particles(img[:256, :256], pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True)  # warm imports
         times, cpu, stages = [], [], None
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
         for _ in range(reps):
             t0, c0 = time.perf_counter(), time.process_time()
             lab, det = segment_classical(img, pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True,
@@ -185,8 +205,7 @@ def speed(quick: bool = False, workers: int = 2) -> dict:
             segment_particles(img, pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True)
             row["peak_python_memory_GB"] = tracemalloc.get_traced_memory()[1] / 1e9
             tracemalloc.stop()
-            row["process_peak_rss_GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-            row["process_rss_before_GB"] = rss0
+            row.update(_fresh_process_rss(img))
         out[f"{size}px"] = row
         print(size, row, flush=True)
     if workers > 1:

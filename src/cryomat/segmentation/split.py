@@ -38,7 +38,6 @@ def _pair_saddles(lab: np.ndarray, *values: np.ndarray):
     return tuple(out)
 
 
-
 def _label_max(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     """Maximum of ``values`` per label 0..n (no sorting)."""
     out = np.full(n + 1, -np.inf)
@@ -47,42 +46,44 @@ def _label_max(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-
 def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, neck_ratio, dip_ratio,
                 dip_noise) -> np.ndarray:
-    """Labels 1..k of the components marked in ``sub`` (a crop; ``comp`` their component ids)
-    from the smoothed contrast ``c``: watershed from the contrast maxima, then merges."""
+    """Labels (positive, not consecutive) of the components marked in ``sub`` (a crop; ``comp``
+    their component ids) from the smoothed contrast ``c``: components with one maximum above
+    ``min_peak`` (or none) stay whole; the others get a watershed from their maxima, then merges
+    (on their bounding box only)."""
     from skimage.segmentation import watershed
 
     cm = np.where(sub, c, -np.inf)
     peaks = (cm == ndi.maximum_filter(cm, size=5, mode="nearest")) & sub & (c > min_peak)
     pr, pc = np.nonzero(peaks)
-    npk = pr.size
-    markers = np.zeros(sub.shape, np.int32)
-    markers[pr, pc] = np.arange(1, npk + 1)
-    # components without a maximum above min_peak: one marker each (they stay whole)
-    ids = np.unique(comp[sub])
-    has = np.isin(ids, comp[pr, pc])
-    extra = 0
-    if not has.all():
-        for k in ids[~has]:
-            r, cc = np.nonzero((comp == k) & sub)
-            extra += 1
-            markers[r[0], cc[0]] = npk + extra
-    n = npk + extra
-    lab = watershed(-c, markers, mask=sub)
-    if npk < 2:
+    ids, counts = np.unique(comp[pr, pc], return_counts=True)
+    multi_ids = ids[counts >= 2]
+    lab = np.zeros(sub.shape, np.int32)
+    is_multi = np.isin(comp, multi_ids) & sub if multi_ids.size else np.zeros(sub.shape, bool)
+    single = sub & ~is_multi
+    uniq = np.unique(comp[single])
+    lab[single] = np.searchsorted(uniq, comp[single]) + 1  # one label per whole component
+    if not multi_ids.size:
         return lab
-    dist = ndi.distance_transform_edt(sub)
+    rows, cols = np.nonzero(np.any(is_multi, axis=1))[0], np.nonzero(np.any(is_multi, axis=0))[0]
+    r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, sub.shape[0])
+    c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, sub.shape[1])
+    sub2, c2 = is_multi[r0:r1, c0:c1], c[r0:r1, c0:c1]
+    keep = is_multi[pr, pc]
+    pr, pc = pr[keep] - r0, pc[keep] - c0
+    n = pr.size
+    markers = np.zeros(sub2.shape, np.int32)
+    markers[pr, pc] = np.arange(1, n + 1)
+    lab2 = watershed(-c2, markers, mask=sub2)
+    dist = ndi.distance_transform_edt(sub2)
     peak_c = np.full(n + 1, -np.inf)
-    peak_c[1:npk + 1] = c[pr, pc]  # a basin's highest contrast is its maximum
-    peak_d = _label_max(dist, lab, n)
-    i, j, sc, sd = _pair_saddles(lab, c, dist)
+    peak_c[1:] = c2[pr, pc]  # a basin's highest contrast is its maximum
+    peak_d = _label_max(dist, lab2, n)
+    i, j, sc, sd = _pair_saddles(lab2, c2, dist)
     low = np.minimum(peak_c[i], peak_c[j])
     dip = (sc < dip_ratio * low) & (low - sc > dip_noise)
     merge = ~dip & (sd >= neck_ratio * np.minimum(peak_d[i], peak_d[j]))
-    if not merge.any():
-        return lab
     parent = np.arange(n + 1)
 
     def find(a):
@@ -96,9 +97,10 @@ def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, n
             ri, rj = find(i[k]), find(j[k])
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
-    remap = np.array([find(k) for k in range(n + 1)])
-    return remap[lab]
-
+    remap = np.array([find(k) for k in range(n + 1)], np.int32)
+    view = lab[r0:r1, c0:c1]
+    view[sub2] = remap[lab2[sub2]] + uniq.size
+    return lab
 
 
 def _split_components(mask: np.ndarray, crop, tile_px: int = 256, **kw) -> np.ndarray:
@@ -135,7 +137,6 @@ def _split_components(mask: np.ndarray, crop, tile_px: int = 256, **kw) -> np.nd
     return out
 
 
-
 def split_touching_objects(mask: np.ndarray, contrast: np.ndarray, *, min_peak: float, neck_ratio: float = 0.55,
                            dip_ratio: float = 0.8, dip_noise: float = 0.0) -> np.ndarray:
     """Split a foreground mask into touching particles; keep fused aggregates whole.
@@ -151,7 +152,6 @@ def split_touching_objects(mask: np.ndarray, contrast: np.ndarray, *, min_peak: 
     contrast = np.asarray(contrast)
     return _split_components(np.asarray(mask, bool), lambda r, c: contrast[r, c], min_peak=min_peak,
                              neck_ratio=neck_ratio, dip_ratio=dip_ratio, dip_noise=dip_noise)
-
 
 
 def _monodisperse_area(labels: np.ndarray, min_objects: int = 20):
@@ -180,7 +180,6 @@ def _monodisperse_area(labels: np.ndarray, min_objects: int = 20):
     if near.mean() < 0.55 or d.std() > 0.10 * d.mean():
         return None
     return a1
-
 
 
 def _split_by_size_prior(labels: np.ndarray, a1: float, min_ratio: float = 1.6) -> np.ndarray:
@@ -223,7 +222,6 @@ def _split_by_size_prior(labels: np.ndarray, a1: float, min_ratio: float = 1.6) 
         view[rr, cc] = ids
         nxt += n - 1
     return _relabel(out)
-
 
 
 def _relabel(lab: np.ndarray) -> np.ndarray:
