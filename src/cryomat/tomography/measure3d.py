@@ -1,7 +1,8 @@
 """3D segmentation and morphology: phases, components, volume, surface area, sphericity, distances.
 
 Segmentation: Otsu / multi-Otsu thresholds on a lightly smoothed volume (Otsu 1979,
-doi:10.1109/TSMC.1979.4310076; Liao et al. 2001 for the multi-level form), touching particles split
+doi:10.1109/TSMC.1979.4310076; Liao et al. 2001 for the multi-level form), moved to the midpoint
+between each phase's level and its surroundings' (Ridler & Calvard 1978), touching particles split
 by a watershed on the distance map (Beucher & Meyer 1993). Surface areas come from marching cubes
 (Lorensen & Cline 1987, doi:10.1145/37402.37422; Lewiner et al. 2003) on each component;
 sphericity is ``pi^(1/3) (6 V)^(2/3) / A`` (Wadell 1935, doi:10.1086/624298).
@@ -39,8 +40,8 @@ def segment_phases(volume, *, n_phases: int = 1, smooth_sigma: float = 0.5, meth
     s = ndi.gaussian_filter(v, smooth_sigma) if smooth_sigma > 0 else v
     # tomograms of materials are mostly empty: Otsu on the whole histogram splits background noise.
     # The background level and noise come from the median and MAD; the object threshold is Otsu's
-    # but never inside the background noise (median + 4 sigma), and further phases are split by
-    # multi-Otsu among the object voxels only.
+    # but never inside the background noise (median + 4 sigma); further phases are split by
+    # multi-Otsu (see ``method``).
     sub = s[::2, ::2, ::2].ravel()
     med = float(np.median(sub))
     sig = 1.4826 * float(np.median(np.abs(sub - med)))
