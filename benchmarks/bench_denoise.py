@@ -4,6 +4,7 @@ MSE estimate. Writes ``benchmarks/results/denoise.json``.
 
     python benchmarks/bench_denoise.py [--big 4096]          # fast tier table, throughput, MSE estimate
     python benchmarks/bench_denoise.py --peers [--peer-size 256]   # + Anscombe+BM3D, N2V, N2N columns
+    python benchmarks/bench_denoise.py --throughput               # 4k fast tier + learned inference speed
     python benchmarks/bench_denoise.py --learned [--seeds 0 1] [--halves] [--n2v]  # learned vs BM3D, 512^2
 
 careamics is listed as a peer; the installed ``careamics`` 0.0.1 is an empty placeholder package
@@ -219,6 +220,8 @@ def main():
     ap.add_argument("--doses", type=float, nargs="+", default=[8, 16, 32])
     ap.add_argument("--halves", action="store_true", help="also N2N on even/odd halves (learned table)")
     ap.add_argument("--n2v", action="store_true", help="also the N2V blind spot (learned table)")
+    ap.add_argument("--throughput", action="store_true", help="only the throughput part (4k fast tier, "
+                    "learned inference at 512^2); writes denoise_throughput.json")
     ap.add_argument("--tag", default="", help="suffix of the result file (to run seeds in parallel)")
     args = ap.parse_args()
     import os
@@ -228,6 +231,11 @@ def main():
     payload = {"load_average_1min_at_start": load, "note": "2-core machine shared with other jobs; times are "
                "wall-clock under that load"}
     name = "denoise"
+    if args.throughput:
+        payload["throughput"] = throughput(args)
+        payload["wall_s"] = time.time() - t0
+        write_result("denoise_throughput", payload)
+        return
     if args.learned:
         payload["learned_vs_bm3d"] = learned_vs_bm3d(args)
         payload["wall_s"] = time.time() - t0

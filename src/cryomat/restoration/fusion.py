@@ -21,8 +21,9 @@ References
 J. Lehtinen et al., "Noise2Noise", ICML (2018), arXiv:1803.04189;
 T. Bepler et al., "Topaz-Denoise", Nat. Commun. 11, 5208 (2020), doi:10.1038/s41467-020-18952-1;
 N. Moran et al., "Noisier2Noise", CVPR (2020), doi:10.1109/CVPR42600.2020.01204 (training on a
-further-corrupted input); binomial thinning of Poisson counts: e.g. Y. Zhang et al., "Poisson
-thinning for self-supervised denoising", and the validation module of this package.
+further-corrupted input). Binomial thinning: if y ~ Poisson(lam) and a ~ Bin(y, p), then a and
+y - a are independent Poisson(p lam) and Poisson((1 - p) lam) (the same split as the validation
+module's unsupervised MSE).
 """
 
 from __future__ import annotations

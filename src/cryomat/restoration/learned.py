@@ -4,16 +4,17 @@
   pixels and average pooling instead of max pooling, no top-level skip connection, against
   checkerboard artefacts; structN2V: the mask extends along the rows or columns when the noise is
   correlated along them).
-- Noise2Noise for independent even/odd halves (movie frames): the network maps one half to the
-  other. Its input also carries the fast tier's estimate of the same half and it predicts a residual
-  on top of it (the last layer starts at zero), so training starts from the fast tier and only has
-  to learn what the Fourier filter misses.
+- Noise2Noise (:mod:`.fusion`): a small network over the fast tier and other classical estimates,
+  trained on independent pairs (binomial thinning of counted data, or even/odd movie halves) and
+  applied to the full-dose image; it predicts a correction on top of the fast tier (the last layer
+  starts at zero) and a held-out pair sets how much of it is kept.
 - Global normalisation: images are brought to unit noise with the detected noise model, once for
   the whole image, and tiled inference uses that same normalisation with overlapping tiles whose
   borders are discarded, so there are no seams.
 
-Small weights trained on the simulator ship in ``cryomat/data/models/`` and are fine-tuned on the
-image at hand; nothing is downloaded.
+Small blind-spot weights trained on the simulator may ship in ``cryomat/data/models/`` and are
+fine-tuned on the image at hand; the Noise2Noise network is trained on each image; nothing is
+downloaded.
 
 References
 ----------
