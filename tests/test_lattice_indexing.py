@@ -163,3 +163,19 @@ def test_ice_ic_vs_ih_at_20_e_per_A2(phase, zone, seed):
                            dose_e_per_A2=20.0, rng=rng)
     r = identify_phases(find_fft_peaks(img, pixel_size=0.2), k_tol_per_A=1 / (384 * 0.2))
     assert r.phases[0]["name"] == phase
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_ice_ic_100_is_not_li2o_under_a_3pct_calibration_error(seed):
+    # Ic [100] ({022} 2.248 A, {004} 1.59 A) has the geometry of Li2O [100] ({002} 2.306 A, {022}
+    # 1.63 A) scaled by 2.6 %. A pixel size 3 % too large moves the spots onto Li2O's, but Li2O
+    # (002) is kinematically almost absent (|F| 0.27 A vs 6.6 A for (022)), so the strong 2.25 A
+    # spots cannot be Li2O (002): the answer is Ic or "ambiguous", never Li2O; with the right
+    # calibration it is Ic
+    rng = np.random.default_rng(seed)
+    img, _ = lattice_image((384, 384), pixel_size=0.2, phase="ice-Ic", zone_axis=(1, 0, 0),
+                           rotation_deg=rng.uniform(0, 360), dose_e_per_A2=20.0, rng=rng)
+    wrong = identify_phases(find_fft_peaks(img, pixel_size=0.206), k_tol_per_A=1 / (384 * 0.206))
+    assert wrong.phases[0]["name"] in ("ice-Ic", "ambiguous")
+    right = identify_phases(find_fft_peaks(img, pixel_size=0.2), k_tol_per_A=1 / (384 * 0.2))
+    assert right.phases[0]["name"] == "ice-Ic"
