@@ -160,14 +160,18 @@ def _fresh_process_rss(img) -> dict:
     import subprocess
     import tempfile
 
-    code = ("import json, resource, sys, numpy as np\n"
+    # VmHWM (not ru_maxrss, which a forked-then-exec'd child inherits from this big process)
+    code = ("import json, sys, numpy as np\n"
             "from cryomat.segmentation import segment_particles\n"
+            "def hwm():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM'):\n"
+            "            return int(line.split()[1]) / 1e6\n"
             "img = np.load(sys.argv[1])\n"
             "segment_particles(img[:256, :256], pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True)\n"
-            "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6\n"
+            "r0 = hwm()\n"
             "segment_particles(img, pixel_size=5.0, dose_e_per_A2=1.0, split_touching=True)\n"
-            "print(json.dumps({'fresh_process_rss_before_GB': r0,\n"
-            "                  'fresh_process_peak_rss_GB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))\n")
+            "print(json.dumps({'fresh_process_rss_before_GB': r0, 'fresh_process_peak_rss_GB': hwm()}))\n")
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "img.npy"
         np.save(path, img)
