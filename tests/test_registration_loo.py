@@ -6,7 +6,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from cryomat.registration.ccf import _dft_eval, make_spectra, taper, with_bfactor
-from cryomat.registration.loo import NewtonLOO, coarse_search, crop_spectra
+from cryomat.registration.loo import NewtonLOO, choose_band, coarse_search, crop_spectra
 
 
 def _frames(n, shape, shifts, rng, dose=None):
@@ -136,3 +136,16 @@ def test_newton_pass_falls_back_to_a_search_far_from_the_peak():
         s[2] += off
         d, _ = eng.step(s, fallback_radius=8.0)
         assert np.abs(d[2] + np.array(off)).max() < 0.05
+
+
+def test_choose_band_keeps_the_outer_band_only_where_it_has_signal():
+    # a specimen whose power falls as exp(-k^2 / 0.12^2): beyond |k| = 1/3 cycles/px (outside a
+    # 256 crop of 384 px frames) its power is < 0.1% of that at k = 0. At 0.5 and 5 counts/px/frame
+    # that is far below the shot noise, so the band must stop at the smallest crop (256); at 200
+    # counts the outer band still holds signal above the noise and the full 384 is kept.
+    rng = np.random.default_rng(5)
+    shifts = np.cumsum(rng.normal(0, 0.5, (12, 2)), 0)
+    for dose, want in ((0.5, 256), (5.0, 256), (200.0, 384)):
+        frames = _frames(12, (384, 384), shifts, rng, dose=dose)
+        spec = with_bfactor(make_spectra(frames, bfactor_px2=10.0), 3.0)
+        assert choose_band(spec, 12) == want

@@ -380,8 +380,11 @@ def with_bfactor(spec: Spectra, bfactor_px2: float) -> Spectra:
         herm[-1] = spec.hermite[-1]
     else:
         herm[-1] = 1.0 if (2 * (nc - 1)) % 2 == 0 else 2.0
-    return Spectra(data, kr, kc, spec.shape, bfactor_filter(kr, kc, bfactor_px2), herm,
-                   spec.noise_floor)
+    out = Spectra(data, kr, kc, spec.shape, bfactor_filter(kr, kc, bfactor_px2), herm, spec.noise_floor)
+    cached = spec.__dict__.get("_mean_power")
+    if cached is not None:  # the same frames: keep the mean power (cropped alike)
+        out.__dict__["_mean_power"] = cached if data is spec.data else cached[rows][:, :nc]
+    return out
 
 
 def snr_weight(spec: Spectra, *, n_sigma: float = 4.0) -> np.ndarray:

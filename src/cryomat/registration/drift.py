@@ -9,7 +9,7 @@ import scipy.fft as sfft
 
 from cryomat.registration.ccf import (Spectra, blas_single, ccf_peak, choose_bfactor, make_spectra, norm, snr_weight,
                                      with_bfactor)
-from cryomat.registration.loo import NewtonLOO, coarse_search, crop_spectra, progressive
+from cryomat.registration.loo import NewtonLOO, choose_band, coarse_search, crop_spectra, progressive
 from cryomat.registration.smooth import smooth_trajectory
 
 
@@ -177,7 +177,9 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     ramps to its half spectrum. The whole search disc is scanned on a crop of at most 256^2
     (a binned view: one batched inverse FFT, repeated until the frames move by less than a CCF
     step); then every pass takes one Newton step on log CCF per frame, first on that crop, then
-    on the full band (the exact maximum of the band-limited CCF: no grid, no parabola bias),
+    on the band that minimises the expected shift variance (:func:`cryomat.registration.loo.choose_band`:
+    at the lowest doses the outer band adds more noise than signal) to the exact maximum of the
+    band-limited CCF (no grid, no parabola bias),
     until the largest update, or the movement still to come predicted from the geometric rate of
     the last two, is below ``tol_px`` (:mod:`cryomat.registration.loo`); the trajectory is then
     smoothed. With ``group`` > 1 the per-frame updates are the regularised inverse of the group
@@ -272,6 +274,10 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
     # spots): the whole search disc, or the continuity-guarded progressive trajectory on a lattice
     need = 2.5 * max(spec.shape) / period if period else 0.0
     side = int(max(256, 2 * np.ceil(need / 2)))
+    # the final passes use the band that minimises the expected shift variance (at the lowest
+    # doses the outer band adds more noise than signal), never less than the first pass's crop
+    band = max(choose_band(spec, n), side) if auto_band else max(spec.ccf_shape)
+    spec = crop_spectra(spec, band, band)
     coarse = crop_spectra(spec, side, side)
     if guard:
         shifts = progressive(coarse, radius=guard)
@@ -338,6 +344,7 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
 
 
 COARSE_PASSES = 4
+auto_band = True  # choose the band of the final passes (False: the whole B-factor crop)
 
 
 class _Clock:
@@ -421,4 +428,7 @@ def with_weight(spec: Spectra, full: Spectra, weight) -> Spectra:
     order = np.argsort(full.kr)
     rows = order[np.clip(np.searchsorted(full.kr[order], spec.kr), 0, len(order) - 1)]
     w = weight[rows][:, :len(spec.kc)]
-    return replace(spec, filt=(spec.filt * w).astype(np.float32))
+    out = replace(spec, filt=(spec.filt * w).astype(np.float32))
+    if "_mean_power" in spec.__dict__:  # the same frames: keep the cached mean power
+        out.__dict__["_mean_power"] = spec.__dict__["_mean_power"]
+    return out
