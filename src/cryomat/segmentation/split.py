@@ -76,7 +76,17 @@ def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, n
     markers = np.zeros(sub2.shape, np.int32)
     markers[pr, pc] = np.arange(1, n + 1)
     lab2 = watershed(-c2, markers, mask=sub2)
-    dist = ndi.distance_transform_edt(sub2)
+    # the distance map of each multi-maximum component on its own box (not the whole tile)
+    dist = np.zeros(sub2.shape)
+    local = np.where(sub2, np.searchsorted(multi_ids, comp[r0:r1, c0:c1]) + 1, 0)
+    h2, w2 = sub2.shape
+    for k, sl in enumerate(ndi.find_objects(local), start=1):
+        if sl is None:
+            continue
+        rs = slice(max(sl[0].start - 1, 0), min(sl[0].stop + 1, h2))
+        cs = slice(max(sl[1].start - 1, 0), min(sl[1].stop + 1, w2))
+        m = local[rs, cs] == k
+        dist[rs, cs][m] = ndi.distance_transform_edt(m)[m]
     peak_c = np.full(n + 1, -np.inf)
     peak_c[1:] = c2[pr, pc]  # a basin's highest contrast is its maximum
     peak_d = _label_max(dist, lab2, n)
@@ -92,11 +102,11 @@ def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, n
             a = parent[a]
         return a
 
-    for k in np.argsort(-sc):
-        if merge[k]:
-            ri, rj = find(i[k]), find(j[k])
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
+    order = np.argsort(-sc)
+    for a, b in zip(i[order][merge[order]].tolist(), j[order][merge[order]].tolist()):
+        ri, rj = find(a), find(b)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
     remap = np.array([find(k) for k in range(n + 1)], np.int32)
     view = lab[r0:r1, c0:c1]
     view[sub2] = remap[lab2[sub2]] + uniq.size
