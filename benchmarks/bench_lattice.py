@@ -1,6 +1,6 @@
 """Lattice benchmarks: d-spacing precision, phase-ID accuracy, atomic columns vs atomap, superlattice, map speed.
 
-Run: ``python benchmarks/bench_lattice.py [dspacing] [phaseid] [columns] [superlattice] [map] [abtem]``
+Run: ``python benchmarks/bench_lattice.py [dspacing] [phaseid] [ice] [columns] [superlattice] [map] [abtem]``
 (no argument: all but abtem, which needs the optional abTEM multislice simulator). Writes ``benchmarks/results/lattice_<part>.json``.
 """
 
@@ -164,6 +164,41 @@ def cramer_rao_pm(peak_counts: float, *, background: float = 2.0, sigma_A: float
             F = (J[:, None] * J[None] / lam).sum(axis=(2, 3))
             var.append(np.linalg.inv(F)[0, 0])
     return float(np.sqrt(np.mean(var)) * pixel_size * 100)
+
+
+def bench_ice(size: int = 384, dose: float = 20.0, errors=(0.0, 0.015, 0.03), repeats: int = 4) -> dict:
+    """Ice Ic vs Ih at 20 e/A^2 with more images than the phase-ID table (its 8 ice zones x ``repeats``)."""
+    from cryomat.lattice import find_fft_peaks
+    from cryomat.lattice.indexing import identify_phases
+    from cryomat.simulate.lattice import lattice_image
+
+    ok, _ = _zone_sets()
+    rng = np.random.default_rng(99)
+    px = 0.2
+    rows = []
+    for err in errors:
+        for name in ("ice-Ih", "ice-Ic"):
+            for za in ok[name]:
+                for _ in range(repeats):
+                    e = err * (1 if rng.random() < 0.5 else -1)
+                    img, _ = lattice_image((size, size), pixel_size=px, phase=name, zone_axis=za,
+                                           rotation_deg=rng.uniform(0, 360), dose_e_per_A2=dose, rng=rng)
+                    pk = find_fft_peaks(img, pixel_size=px * (1 + e))
+                    r = identify_phases(pk, k_tol_per_A=1 / (size * px * (1 + e))).phases[0]
+                    rows.append({"error": err, "phase": name, "zone": list(za), "got": r["name"]})
+    summary = {}
+    for err in errors:
+        sel = [r for r in rows if r["error"] == err]
+        summary[f"err{err * 100:g}pct"] = {
+            "n": len(sel), "accuracy": sum(r["got"] == r["phase"] for r in sel) / len(sel),
+            "ic_ih_swapped": sum(r["got"] in ("ice-Ih", "ice-Ic") and r["got"] != r["phase"] for r in sel),
+            "other_phase_named": sum(r["got"] not in ("ice-Ih", "ice-Ic", "ambiguous", "unknown") for r in sel),
+            "undecided": sum(r["got"] in ("ambiguous", "unknown") for r in sel),
+            "per_zone_accuracy": {f"{n} {z}": sum(r["got"] == n for r in sel if r["phase"] == n and r["zone"] == list(z))
+                                  / repeats for n in ("ice-Ih", "ice-Ic") for z in ok[n]}}
+    return {"case": f"{size} x {size} px at {px} A, ice zone axes of the phase-ID set, {repeats} images each, "
+                    f"{dose:g} e/A^2, random rotation, pixel-size error of random sign",
+            "target": 0.95, "summary": summary}
 
 
 def bench_columns(size: int = 256, counts=(10, 50, 500), seeds=(0, 1, 2)) -> dict:
@@ -391,7 +426,7 @@ def bench_abtem(doses=(100.0, 20.0), errors=(0.0, 0.03), n_noise: int = 3) -> di
 
 
 def main(argv):
-    parts = argv or ["dspacing", "phaseid", "columns", "superlattice", "map"]
+    parts = argv or ["dspacing", "phaseid", "ice", "columns", "superlattice", "map"]
     if "dspacing" in parts:
         write_result("lattice_dspacing", bench_dspacing())
     if "phaseid" in parts:
@@ -402,6 +437,8 @@ def main(argv):
         write_result("lattice_superlattice", bench_superlattice())
     if "map" in parts:
         write_result("lattice_map", bench_map())
+    if "ice" in parts:
+        write_result("lattice_ice", bench_ice())
     if "abtem" in parts:  # optional peer simulator (pip install abtem; the bench extra)
         write_result("lattice_abtem", bench_abtem())
     return 0
