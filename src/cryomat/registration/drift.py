@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft as sfft
 
 from cryomat.registration.ccf import (Spectra, blas_single, ccf_peak, choose_bfactor, make_spectra, norm, snr_weight,
                                      with_bfactor)
