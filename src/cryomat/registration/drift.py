@@ -175,7 +175,8 @@ def estimate_drift(frames, *, pixel_size: float | None = None, mode: str = "refe
     to the band the filter keeps. Each frame is transformed once; the shifts are applied as phase
     ramps to its half spectrum. The whole search disc is scanned on a crop of at most 256^2
     (a binned view: one batched inverse FFT, repeated until the frames move by less than a CCF
-    step); then every pass takes one Newton step on log CCF per frame, first on that crop, then
+    step; where the frames spread over more than 4 CCF steps, a frame-by-frame tracking is tried
+    too and the trajectory whose frames correlate better with the sum of the others is kept); then every pass takes one Newton step on log CCF per frame, first on that crop, then
     on the band that minimises the expected shift variance (:func:`cryomat.registration.loo.choose_band`:
     at the lowest doses the outer band adds more noise than signal) to the exact maximum of the
     band-limited CCF (no grid, no parabola bias),
@@ -286,6 +287,7 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
         # sum, until the frames move by less than a CCF step
         shifts = np.zeros((n, 2))
         step = max(coarse.ccf_step)
+        wide = False
         for p in range(COARSE_PASSES):
             new = shifts + _ungroup(coarse_search(coarse, shifts, radius=max_shift, group=group), group)
             if n >= 5:  # a frame far from its neighbours' running median locked onto noise
@@ -295,8 +297,18 @@ def _estimate_drift(frames, *, pixel_size, mode, bfactor_px2, max_shift_px, grou
             moved = np.hypot(delta[:, 0], delta[:, 1])
             if p == 0 and float(np.max(np.hypot(new[:, 0], new[:, 1]))) < 4 * step:
                 break
+            wide = True
             if float(np.max(moved)) < step:
                 break
+        if wide and n >= 3:
+            # a large drift at very low dose can defeat the blurred first reference: also track
+            # frame by frame (each within 10 px, or 4 CCF steps, of its prediction) and keep the
+            # trajectory whose frames correlate better with the sum of the others
+            alt = progressive(coarse, radius=max(10.0, 4 * step))
+            alt -= alt.mean(0)
+            probe = NewtonLOO(coarse, group=group)
+            if np.median(probe.step(alt)[1]) > np.median(probe.step(shifts)[1]):
+                shifts = alt
     shifts -= shifts.mean(0)
     if guard and n >= 5:
         shifts = _reject_jumps(shifts)
