@@ -14,12 +14,14 @@ the class is the truth of the simulated particle the object matches at IoU > 0.5
   among the matched objects (unsupervised: clusters mapped to classes by the best one-to-one
   assignment, only when K = 4), and the true fractions of all not border-cut simulated particles.
 
-Each replicate is a fresh set of images (seeds ``5000 + 100 r + i``; the features and the K
-criterion were tuned on seeds 2000-2023 only) and the classify ``--seed`` is ``r``, so the spread
-over replicates covers both the data and the algorithm's randomness. Writes
-results/classify.json. Usage (about 1 min per replicate on 2 quiet cores):
+Each replicate is a fresh set of images (seeds ``seed_base + 100 r + i``; the features and the
+K criterion were tuned on seeds 2000-2023 and 3000-3023 only) and the classify ``--seed`` is
+``r``, so the spread over replicates covers both the data and the algorithm's randomness; on
+replicate 0 the unsupervised run is repeated with other classify seeds (the algorithm's spread
+alone). Writes results/classify.json (seed_base 5000) or results/classify_seeds<base>.json.
+Usage (about 1 min per replicate on 2 quiet cores):
 
-    python benchmarks/bench_classify.py [--replicates 6] [--images 6] [--quick]
+    python benchmarks/bench_classify.py [--replicates 6] [--images 6] [--seed-base 5000] [--quick]
 """
 
 from __future__ import annotations
@@ -101,11 +103,11 @@ def _classify(table_path: Path, out: Path, extra) -> tuple[pd.DataFrame, dict]:
     return cl, res
 
 
-def replicate(r: int, n_images: int, bootstrap: int) -> dict:
+def replicate(r: int, n_images: int, bootstrap: int, seed_base: int = 5000, classify_seeds: int = 1) -> dict:
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics import adjusted_rand_score, f1_score
 
-    seeds = [5000 + 100 * r + i for i in range(n_images)]
+    seeds = [seed_base + 100 * r + i for i in range(n_images)]
     with tempfile.TemporaryDirectory(prefix="bench_classify_") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
@@ -155,6 +157,15 @@ def replicate(r: int, n_images: int, bootstrap: int) -> dict:
             u["max_fraction_error_pp_matched"] = _max_fraction_error(j["class"].map(mapping), j["true"])
             u["max_fraction_error_pp_vs_all_simulated"] = _max_fraction_error(cl["class"].map(mapping), true_all)
         out["unsupervised_auto"] = u
+        if classify_seeds > 1:  # the algorithm's own spread: same data, other classify seeds
+            aris = [u["ari"]]
+            for cs in range(1, classify_seeds):
+                cl, res = _classify(tmp / "seg" / "particles.csv", tmp / f"cls_auto{cs}",
+                                    ["--seed", str(r + cs), "--bootstrap", "0"])
+                j = matched[["image", "label", "true"]].merge(cl[["image", "label", "class"]], on=["image", "label"])
+                aris.append(float(adjusted_rand_score(j["true"], j["class"])))
+            u["ari_over_classify_seeds"] = aris
+            u["ari_spread_over_classify_seeds"] = float(np.ptp(aris))
     print(r, {k: (v.get("macro_f1", v.get("ari")) if isinstance(v, dict) else None) for k, v in out.items()
               if k.startswith(("super", "unsuper"))}, flush=True)
     return out
@@ -175,7 +186,8 @@ def _summary(reps: list) -> dict:
     s["unsupervised_auto"] = {"ari": stats([x["ari"] for x in u]), "n_classes": [x["n_classes"] for x in u],
                               "bootstrap_stability_ari": stats([x["bootstrap_stability_ari"] for x in u]),
                               "max_fraction_error_pp_matched": stats([x.get("max_fraction_error_pp_matched")
-                                                                      for x in u])}
+                                                                      for x in u]),
+                              "ari_spread_over_classify_seeds_replicate0": u[0].get("ari_spread_over_classify_seeds")}
     return s
 
 
@@ -184,20 +196,26 @@ def main(argv=None) -> int:
     p.add_argument("--replicates", type=int, default=6)
     p.add_argument("--images", type=int, default=6)
     p.add_argument("--bootstrap", type=int, default=10)
+    p.add_argument("--seed-base", type=int, default=5000, help="image seeds seed_base + 100 r + i")
+    p.add_argument("--classify-seeds", type=int, default=5,
+                   help="unsupervised runs with other --seed on replicate 0's data (algorithm spread)")
     p.add_argument("--quick", action="store_true", help="2 replicates of 3 images (smoke run)")
     a = p.parse_args(argv)
     if a.quick:
         a.replicates, a.images = 2, 3
     c0, t0 = time.process_time(), time.perf_counter()
-    reps = [replicate(r, a.images, a.bootstrap) for r in range(a.replicates)]
+    reps = [replicate(r, a.images, a.bootstrap, a.seed_base, a.classify_seeds if r == 0 else 1)
+            for r in range(a.replicates)]
     res = {"simulator": "particles, 512^2, 5 A/px, 1 e/A^2, 4 classes (sphere, rod, cube, plate), 40 particles, "
                         "15 % touching",
            "pipeline": "cryomat segment --dose 1 --split-touching; cryomat classify [--labels]",
-           "images_per_replicate": a.images, "replicates": a.replicates, "tuning_seeds": "2000-2023 (not used here)",
+           "images_per_replicate": a.images, "replicates": a.replicates, "seed_base": a.seed_base,
+           "tuning_seeds": "2000-2023, 3000-3023 (not used here)",
            "summary": _summary(reps), "per_replicate": reps,
            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
            "load_average_1min": __import__("os").getloadavg()[0]}
-    write_result("classify_quick" if a.quick else "classify", res)
+    name = "classify_quick" if a.quick else "classify" if a.seed_base == 5000 else f"classify_seeds{a.seed_base}"
+    write_result(name, res)
     return 0
 
 

@@ -166,6 +166,8 @@ def test_cli_classify(tmp_path, shapes):
     t = shapes.drop(columns=["true"]).copy()
     t.insert(0, "image", np.where(np.arange(len(t)) % 2, "img1", "img2"))
     t["label"] = np.arange(1, len(t) + 1)
+    t.insert(2, "pixel_size_A", 5.0)  # as cryomat segment writes it
+    t["centroid_row_px"] += 100.0 * np.arange(len(t))  # one 64 px crop per object: lay them out in a column
     t.to_csv(tmp_path / "particles.csv", index=False)
     out = tmp_path / "out"
     assert main(["classify", str(tmp_path / "particles.csv"), "--out", str(out), "--bootstrap", "2",
@@ -189,6 +191,20 @@ def test_cli_classify(tmp_path, shapes):
     # unlabelled objects of these separable shapes are classified right (macro-F1 target 0.95)
     un = ~cls["labelled"].to_numpy()
     assert (cls["class"].to_numpy()[un] == shapes["true"].to_numpy()[un]).mean() >= 0.95
+    # the same labels given as points on the objects (centroid + 2 px; what a click gives), plus
+    # one point far from every object: transferred to the same objects, the stray one reported
+    pts = t[["image", "centroid_row_px", "centroid_col_px"]].iloc[::3].copy()
+    pts.columns = ["image", "row_px", "col_px"]
+    pts["row_px"] += 2.0
+    pts["class"] = lab["class"].to_numpy()
+    pts.loc[len(t) + 5] = ["img1", -500.0, -500.0, "disc"]
+    pts.to_csv(tmp_path / "points.csv", index=False)
+    out3 = tmp_path / "out3"
+    assert main(["classify", str(tmp_path / "particles.csv"), "--out", str(out3), "--labels",
+                 str(tmp_path / "points.csv")]) == 0
+    res3 = json.loads((out3 / "results.json").read_text())["results"]
+    assert res3["n_labelled"] == len(lab) and res3["n_labels_not_matched"] == 1
+    assert pd.read_csv(out3 / "classes.csv")["labelled"].sum() == len(lab)
 
 
 def test_cli_classify_bad_input(tmp_path, capsys):

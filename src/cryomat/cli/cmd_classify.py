@@ -31,7 +31,9 @@ def add_arguments(p):
                    help="supervised classifier: class-balanced logistic regression, random forest, or auto "
                         "(the better cross-validated macro-F1 on the labels; default)")
     p.add_argument("--labels", type=input_file, metavar="CSV",
-                   help="labelled objects (columns image, label, class): supervised classification")
+                   help="labelled objects: columns image, label, class (label = row of particles.csv) or image, "
+                        "row_px, col_px, class (a point on the object, e.g. clicked in an overlay): supervised "
+                        "classification")
     p.add_argument("--conditions", type=input_file, metavar="CSV",
                    help="map of images to conditions (columns image, condition); fractions and a test per condition")
     p.add_argument("--include-size", action="store_true", help="use the size as a feature (default: shape only)")
@@ -95,8 +97,10 @@ def run(args) -> int:
     results: dict = {"n_particles": int(len(table)), "features": list(feats.columns), "group_by": group_col}
     if args.labels:
         lab = pd.read_csv(args.labels)
+        if {"image", "row_px", "col_px", "class"} <= set(lab.columns) and "label" not in lab.columns:
+            lab = _labels_from_points(lab, table, args.labels)
         if not {"image", "label", "class"} <= set(lab.columns):
-            raise InputError("needs columns image, label, class", path=args.labels)
+            raise InputError("needs columns image, label, class (or image, row_px, col_px, class)", path=args.labels)
         lab["image"] = lab["image"].astype(str)
         lab = lab.dropna(subset=["class"]).drop_duplicates(["image", "label"], keep="last")
         merged = table.reset_index().merge(lab[["image", "label", "class"]], on=["image", "label"], how="inner")
@@ -142,6 +146,33 @@ def run(args) -> int:
     od.write_results(results)
     status(f"classify: {len(table)} particles into {len(results['classes'])} classes -> {od.path}")
     return 0
+
+
+def _labels_from_points(points, table, path):
+    """Label points (image, row_px, col_px, class) -> (image, label, class): the object whose
+    centroid is nearest, if the point lies within half its max Feret diameter of it."""
+    import numpy as np
+    import pandas as pd
+
+    from cryomat.errors import InputError
+
+    need = {"centroid_row_px", "centroid_col_px", "feret_max_nm", "pixel_size_A"}
+    if not need <= set(table.columns):
+        raise InputError(f"labels by position need particles.csv columns {sorted(need)}", path=path)
+    points = points.assign(image=points["image"].astype(str))
+    out = []
+    for img, pts in points.groupby("image"):
+        objs = table[table["image"] == img]
+        if objs.empty:
+            continue
+        cen = objs[["centroid_row_px", "centroid_col_px"]].to_numpy(float)
+        reach = objs["feret_max_nm"].to_numpy(float) * 10 / objs["pixel_size_A"].to_numpy(float) / 2
+        for r in pts.itertuples():
+            d = np.hypot(cen[:, 0] - float(r.row_px), cen[:, 1] - float(r.col_px))
+            i = int(np.argmin(d))
+            out.append({"image": img, "label": int(objs["label"].iloc[i]) if d[i] <= reach[i] else -1,
+                        "class": pts.loc[r.Index, "class"]})
+    return pd.DataFrame(out, columns=["image", "label", "class"])
 
 
 def _embedding_figure(emb, classes):

@@ -41,9 +41,11 @@ CLUSTER_FEATURES = ("log_equivalent_diameter", "log_aspect_ratio", "feret_ratio"
 K_CRITERIA = ("silhouette", "bic")
 #: mixture starts per K with the silhouette criterion (the one with the best silhouette is kept)
 SILHOUETTE_STARTS = 8
-#: the silhouette criterion takes the smallest K within this of the best mean silhouette
-#: (tuned on simulated seeds 2000-2023 and 3000-3023: 0.02 avoids 5-class splits whose
-#: silhouette is only 0.003-0.01 higher; 0.04 already merges sphere and cube, K = 2)
+#: the silhouette criterion steps down from the best K to K - 1 while the silhouette of K - 1 is
+#: within this of that of K (simulated seeds 2000-2023 and 3000-3023: 0.02 undoes 5-class splits
+#: whose silhouette is only 0.003-0.01 higher; stepping one K at a time, not taking the smallest
+#: K within the tolerance of the best, because K = 2 (rods vs the rest) can score within 0.02 of
+#: K = 4 while K = 3 lies far below both)
 SILHOUETTE_TOLERANCE = 0.02
 
 
@@ -132,8 +134,8 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
     columns : feature columns to use; default those of :data:`CLUSTER_FEATURES` that are present
         (all columns if none is).
     criterion : ``"silhouette"`` (default: the K whose mixture partition has the highest mean
-        silhouette in the standardised feature space, Rousseeuw 1987, with the smallest K within
-        :data:`SILHOUETTE_TOLERANCE` of the best preferred; for each K the best of
+        silhouette in the standardised feature space, Rousseeuw 1987, then K - 1 while its
+        silhouette is within :data:`SILHOUETTE_TOLERANCE` of that of K; for each K the best of
         :data:`SILHOUETTE_STARTS` mixture starts by silhouette; robust to shape classes that are
         not Gaussian) or ``"bic"`` (lowest BIC; keeps adding components to describe
         non-Gaussian classes as the number of particles grows: on 4-class simulated particles it
@@ -197,9 +199,10 @@ def _cluster(x, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
             raise ValueError(f"too few particles ({n}) for k_range {tuple(k_range)}")
         if criterion == "bic":
             k = min(bic, key=bic.get)
-        else:  # parsimony: the smallest K whose silhouette is within SILHOUETTE_TOLERANCE of the best
-            best = max(sil.values())
-            k = min(kk for kk, v in sil.items() if v >= best - SILHOUETTE_TOLERANCE)
+        else:  # parsimony: from the best K step down while the next smaller K is nearly as good
+            k = max(sil, key=sil.get)
+            while k - 1 in sil and sil[k - 1] >= sil[k] - SILHOUETTE_TOLERANCE:
+                k -= 1
         ref = fits[k]
     else:
         k = int(n_classes)
