@@ -96,13 +96,14 @@ def test_growth_rates_against_truth(growth_run):
         errs_maj.append(row.major_rate_nm_per_s / (2 * c["va_px_s"] * 0.5) - 1)
         errs_min.append(row.minor_rate_nm_per_s / (2 * c["vb_px_s"] * 0.5) - 1)
         errs_an.append(row.anisotropy_ratio / c["anisotropy"] - 1)
-    # measured on this series (seed 0, 8 fits of 13-17 frames, axes fitted to the image, Huber-weighted
-    # rates): |error| median 1.8% / max 5.3% (major), 3.3% / 6.9% (minor), anisotropy 4.7% / 6.7%.
-    # Over seeds 0-9 (bench_track, 75 fits) major median 1.9%, minor 3.0%, anisotropy 3.5%. The minor
+    # measured on this series (seed 0, axes fitted to the image, Huber-weighted rates) with the film
+    # texture drifting with the crystals (as a real specimen does): minor |error| median 2.7% / max 12%.
+    # Over seeds 0-9 (bench_track, 74 fits) major median 3.0%, minor 4.2%, anisotropy 5.2%. The minor
     # axis grows only 4-12 px over a track and its per-frame error is ~0.3 px (shot noise and film
-    # texture at 8 e/A^2), so single fits scatter by several per cent; bounds leave ~2-3 points of margin
+    # texture at 8 e/A^2, the texture now fixed relative to each crystal, so its error no longer
+    # averages out over frames); single fits scatter by several per cent; bounds leave ~2-3 points of margin
     assert np.median(np.abs(errs_maj)) < 0.035 and np.max(np.abs(errs_maj)) < 0.08
-    assert np.median(np.abs(errs_min)) < 0.06 and np.max(np.abs(errs_min)) < 0.10
+    assert np.median(np.abs(errs_min)) < 0.06 and np.max(np.abs(errs_min)) < 0.14
     assert np.median(np.abs(errs_an)) < 0.07 and np.max(np.abs(errs_an)) < 0.10  # issue target <= 10%
     # every fitted track used the image-fitted axes
     assert (g["axes"] == "fit").all()

@@ -109,7 +109,8 @@ def make_growth(*, size: int = 512, frames: int = 30, pixel_size_A: float = 5.0,
                 visible[visible == i] = 0
         labels[f] = lab
         soft = ndi.gaussian_filter((visible > 0).astype(float), 0.8)
-        ir, ic = int(round(dr)) % 64, int(round(dc)) % 64
+        # the film moves with the crystals (stage drift moves the whole specimen): texture[y - drift]
+        ir, ic = (32 - int(round(dr))) % 64, (32 - int(round(dc))) % 64
         intensity = (1.0 + texture[ir:ir + size, ic:ic + size]) * (1.0 - contrast * soft)
         imgs[f] = rng.poisson(np.clip(intensity, 0, None) * counts)
     return imgs, labels, crystals, tracks, events, drift
