@@ -161,7 +161,7 @@ def replicate(r: int, n_images: int, bootstrap: int, seed_base: int = 5000, clas
             aris = [u["ari"]]
             for cs in range(1, classify_seeds):
                 cl, res = _classify(tmp / "seg" / "particles.csv", tmp / f"cls_auto{cs}",
-                                    ["--seed", str(r + cs), "--bootstrap", "0"])
+                                    ["--seed", str(r + cs), "--bootstrap", "1"])
                 j = matched[["image", "label", "true"]].merge(cl[["image", "label", "class"]], on=["image", "label"])
                 aris.append(float(adjusted_rand_score(j["true"], j["class"])))
             u["ari_over_classify_seeds"] = aris
