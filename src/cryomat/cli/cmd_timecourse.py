@@ -14,7 +14,7 @@ def add_arguments(p):
     add_out(p)
     add_pixel_size(p)
     p.add_argument("--dose", type=positive_float, metavar="E_PER_A2", help="fluence of the images (e/A^2)")
-    p.add_argument("--n-classes", default="auto", help="number of morphology classes, or auto (BIC)")
+    p.add_argument("--n-classes", default="auto", help="number of morphology classes, or auto (silhouette, as in cryomat classify)")
     p.add_argument("--class-column", help="use this column of the particle tables as the class instead")
     p.add_argument("--transformed-class", help="class whose fraction is the transformed fraction "
                    "(default: the one that grows most)")
