@@ -22,6 +22,14 @@ def add_arguments(p):
                    help="Gaussian smoothing before thresholds (default 0.5 voxel)")
     p.add_argument("--threshold-method", choices=["edge", "otsu"], default="edge",
                    help="phase thresholds: multi-Otsu moved to each phase's edge midpoint (default), or plain multi-Otsu")
+    p.add_argument("--segment-method", choices=["threshold", "learned"], default="threshold",
+                   help="threshold (default; --phases, --threshold-method) or learned: a random-forest voxel "
+                        "classifier (ilastik / Trainable Weka style) trained from --scribbles or read from --model")
+    p.add_argument("--scribbles", metavar="SCRIBBLES.mrc",
+                   help="learned: sparse user labels, same shape as the volume: 0 unlabelled, 1 background, "
+                        "2..N+1 phases 1..N (phases.mrc gets 0 background, 1..N)")
+    p.add_argument("--model", metavar="FILE", help="learned: a classifier written by --save-model (instead of training)")
+    p.add_argument("--save-model", metavar="FILE", help="learned: write the trained classifier for the next volumes")
     p.add_argument("--particle-phase", type=int, metavar="K",
                    help="phase whose components are split and measured as particles (default: the densest)")
     p.add_argument("--distance-to", type=int, metavar="K",
@@ -46,6 +54,9 @@ def run(args) -> int:
     from cryomat.tomography import measure3d
     from cryomat.tomography.thickness import local_thickness
 
+    learned = None
+    if args.segment_method != "learned" and (args.scribbles or args.model or args.save_model):
+        raise InputError("--scribbles, --model and --save-model need --segment-method learned")
     img = io.read(args.volume)
     vol = np.asarray(img.data, np.float32)
     if vol.ndim != 3:
@@ -61,6 +72,8 @@ def run(args) -> int:
             raise InputError("labels must be >= 0 (0 is background)", path=args.labels)
         phase = phase.astype(np.uint8)
         n_ph = int(phase.max())
+    elif args.segment_method == "learned":
+        phase, n_ph, learned = _segment_learned(args, vol)
     else:
         status(f"morph3d: segmenting {args.phases} phase(s)")
         phase = measure3d.segment_phases(vol, n_phases=args.phases, smooth_sigma=args.smooth,
@@ -72,7 +85,8 @@ def run(args) -> int:
     for name, k in (("--particle-phase", pp), ("--distance-to", args.distance_to), ("--graph-phase", args.graph_phase)):
         if k is not None and not 1 <= k <= n_ph:
             raise InputError(f"{name} {k} is not a phase (1..{n_ph})")
-    od = OutputDir(args.out, command=NAME, inputs=[args.volume] + ([args.labels] if args.labels else []),
+    od = OutputDir(args.out, command=NAME, inputs=[args.volume] + [f for f in (args.labels, args.scribbles, args.model)
+                                                                   if f],
                    parameters=parameters_of(args))
     status("morph3d: components")
     comp = measure3d.split_components(phase == pp, min_distance=2)
@@ -105,8 +119,11 @@ def run(args) -> int:
     results = {"voxel_size_nm": vs, "volume_shape_zyx": list(vol.shape), "n_phases": n_ph,
                "volume_fraction_per_phase": {str(k): v for k, v in fractions.items()},
                "particle_phase": pp, "n_particles": int(len(table)),
+               "segmentation_method": "labels" if args.labels else args.segment_method,
                "thickness_per_phase_nm": {str(r["phase"]): {k: v for k, v in r.items() if k.endswith("_nm")}
                                           for r in rows}}
+    if learned is not None:
+        results["learned_segmentation"] = learned
     if len(table):
         results["mean_particle_equivalent_diameter_nm"] = float(table["equivalent_diameter_nm"].mean())
         results["mean_particle_sphericity"] = float(table["sphericity"].mean())
@@ -147,6 +164,11 @@ def run(args) -> int:
     rep = Report("3D morphology", subtitle=str(args.volume))
     rep.add_metrics({k: v for k, v in results.items() if not isinstance(v, (dict, list))})
     rep.add_figure("morphology.png", "Central plane, phases and local-thickness distributions")
+    if learned is not None:
+        rep.add_metrics({"out-of-bag voxel accuracy": learned["oob_voxel_accuracy"],
+                         **{f"labelled voxels, scribble class {k}": v
+                            for k, v in learned["labelled_voxels_per_class"].items()}},
+                        title="Learned segmentation (random forest on scribbles)")
     if len(thick):
         rep.add_table(thick, title="Local thickness per phase (nm)")
     if len(table):
@@ -157,3 +179,44 @@ def run(args) -> int:
     od.write_results(results)
     status(f"morph3d: wrote {od.path}")
     return 0
+
+
+def _segment_learned(args, vol):
+    """``--segment-method learned``: train on ``--scribbles`` (or read ``--model``), classify every voxel."""
+    import numpy as np
+
+    from cryomat import io
+    from cryomat.errors import InputError
+    from cryomat.progress import status
+    from cryomat.tomography import learned_segmentation as ls
+
+    if args.labels:
+        raise InputError("--segment-method learned segments the volume; it cannot be combined with --labels")
+    if args.model and args.scribbles:
+        raise InputError("give either --scribbles (train) or --model (reuse a trained classifier), not both")
+    if args.model:
+        try:
+            clf = ls.PixelClassifier.load(args.model)
+        except Exception as e:  # noqa: BLE001 - unreadable or foreign pickle
+            raise InputError(f"--model: cannot read a classifier ({e})", path=args.model) from None
+    elif not args.scribbles:
+        raise InputError("--segment-method learned needs --scribbles SCRIBBLES.mrc (0 unlabelled, 1 background, "
+                         "2.. phases) or --model FILE")
+    else:
+        scr = np.asarray(io.read(args.scribbles).data)
+        try:
+            scr = ls.check_scribbles(scr, vol.shape)
+        except ValueError as e:
+            raise InputError(f"--scribbles: {e}", path=args.scribbles) from None
+        status(f"morph3d: training a random forest on {int((scr > 0).sum())} labelled voxels")
+        clf = ls.train(vol, scr)
+    if args.save_model:
+        clf.save(args.save_model)
+    status("morph3d: classifying every voxel")
+    phase = ls.predict(clf, vol)
+    info = {"source": "model" if args.model else "scribbles",
+            "labelled_voxels_per_class": {str(k): v for k, v in clf.labelled_voxels.items()},
+            "class_convention": "scribble 1 background -> phase 0, scribble k >= 2 -> phase k-1",
+            "oob_voxel_accuracy": clf.oob_accuracy,
+            "feature_sigmas_px": [clf.params.sigma_min, clf.params.sigma_max, clf.params.num_sigma]}
+    return phase, clf.n_phases, info
