@@ -8,7 +8,8 @@ unsupervised error estimate by binomial thinning is only valid for uncorrelated 
 References
 ----------
 A. Foi et al., "Practical Poissonian-Gaussian noise modeling and fitting for single-image raw-data",
-IEEE TIP 17, 1737 (2008), doi:10.1109/TIP.2008.2001399;
+IEEE TIP 17, 1737 (2008), doi:10.1109/TIP.2008.2001399 (local noise level from a signal-free
+high-pass statistic in blocks, a robust line against the block mean);
 J. Immerkaer, "Fast noise variance estimation", CVIU 64, 300 (1996), doi:10.1006/cviu.1996.0060.
 """
 
@@ -19,9 +20,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-_LAPLACE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-
-
 @dataclass(frozen=True)
 class NoiseModel:
     """Detected noise model of one image.
@@ -29,7 +27,9 @@ class NoiseModel:
     Attributes
     ----------
     kind : ``"counting"`` (integer counts, variance = mean) or ``"integrating"`` (Poisson-Gaussian).
-    gain : slope of per-pixel variance against mean (detector units per electron).
+    gain : slope of the per-pixel noise variance against the mean (detector units per electron
+        *after* the MTF): what the variance-stabilising transform needs. With an MTF-blurred
+        integrating detector it is ``conversion_gain * sum(psf^2)`` (sum(psf^2) = mean MTF^2 <= 1).
     intercept : variance at zero mean (detector units^2); = read_noise^2 - gain * offset.
     offset : estimated offset (detector units) assuming read noise is small next to the shot noise
         at the darkest level; informative only.
@@ -41,6 +41,10 @@ class NoiseModel:
     mtf_a, mtf_weight : when the noise is blurred by a detector MTF, its spectrum is modelled as
         mtf_weight * MTF^2 / mean(MTF^2) + (1 - mtf_weight), MTF(k) = sinc(k_r) sinc(k_c) / (1 + 4 mtf_a k^2)
         (k in cycles/px), which extrapolates the low-frequency noise that a lag-1 model misses.
+    conversion_gain : detector units per electron *before* the MTF (the gain a simulator's truth or a
+        detector data sheet states) = gain / sum(psf^2); equal to ``gain`` without an MTF. With an
+        MTF it depends on the fitted MTF shape (``mtf_a``), which the high-frequency spectrum pins
+        down only loosely: treat it as informative (factor ~2) there.
     """
 
     kind: str
@@ -56,6 +60,7 @@ class NoiseModel:
     n_blocks: int
     mtf_a: float = 0.0
     mtf_weight: float = 0.0
+    conversion_gain: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,11 +139,21 @@ def remove_row_col_offsets(image, *, z_threshold: float = 6.0):
     return out, offsets[0], offsets[1]
 
 
-_K2 = ndimage.convolve(np.pad(_LAPLACE, 2), _LAPLACE, mode="constant")  # 5x5, corner-selective high-pass
+# 8th difference along each axis: |H(k)|^2 = (2 sin pi k_row)^16 (2 sin pi k_col)^16, a separable,
+# strongly corner-selective high-pass whose response at the lattice and edge frequencies of a
+# sampled image (|k| < 0.4 cycles/px) is < 3 % of its peak, so block variances of the residual
+# measure noise, not signal (Foi et al. 2008, doi:10.1109/TIP.2008.2001399)
+_D8 = np.array([1.0, -8.0, 28.0, -56.0, 70.0, -56.0, 28.0, -8.0, 1.0])
+_HALF = _D8.size // 2
+
+
+def _highpass(x: np.ndarray) -> np.ndarray:
+    r = ndimage.correlate1d(x, _D8, axis=-1, mode="reflect")
+    return ndimage.correlate1d(r, _D8, axis=-2, mode="reflect")
 
 
 def _block_stats(x: np.ndarray, block: int, max_blocks: int = 4096):
-    """Block means and block variances of the corner-selective high-pass residual.
+    """Block means and block mean squares of the corner-selective high-pass residual (:func:`_highpass`).
 
     At most ``max_blocks`` blocks, spread evenly over the image, are used.
     """
@@ -146,23 +161,58 @@ def _block_stats(x: np.ndarray, block: int, max_blocks: int = 4096):
     sr = max(1, int(np.ceil(np.sqrt(nbr * nbc / max_blocks))))
     bi = np.arange(0, nbr, sr)
     bj = np.arange(0, nbc, sr)
+    h = _HALF
     if sr == 1:
-        r = ndimage.convolve(x, _K2, mode="reflect")
+        r = _highpass(x)
         nr, nc = nbr * block, nbc * block
         xb = x[:nr, :nc].reshape(nbr, block, nbc, block).transpose(0, 2, 1, 3).reshape(-1, block, block)
         rb = r[:nr, :nc].reshape(nbr, block, nbc, block).transpose(0, 2, 1, 3).reshape(-1, block, block)
     else:
-        # the selected blocks with a 2-px margin, reflected at the image edges (no padded copy of x)
+        # the selected blocks with an h-px margin, reflected at the image edges (no padded copy of x)
         def idx(b0, n):
-            i = b0[:, None] * block + np.arange(-2, block + 2)[None, :]
+            i = b0[:, None] * block + np.arange(-h, block + h)[None, :]
             i = np.abs(i)
             return np.where(i >= n, 2 * (n - 1) - i, i)
 
         ri, ci = idx(bi, x.shape[0]), idx(bj, x.shape[1])
-        patches = x[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, block + 4, block + 4)
-        rb = ndimage.convolve(patches, _K2[None], mode="reflect")[:, 2:-2, 2:-2]
-        xb = patches[:, 2:-2, 2:-2]
-    return xb.mean(axis=(1, 2)), rb.var(axis=(1, 2))
+        patches = x[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, block + 2 * h, block + 2 * h)
+        rb = _highpass(patches)[:, h:-h, h:-h]
+        xb = patches[:, h:-h, h:-h]
+    # sum of the 9-tap kernel is 0: the residual has zero mean; its mean square is the noise statistic
+    return xb.mean(axis=(1, 2)), np.mean(rb * rb, axis=(1, 2))
+
+
+def _highpass_gain(nps_full: np.ndarray) -> float:
+    """Mean square of the :func:`_highpass` response to noise with power spectrum ``nps_full``
+    (full FFT grid; a per-pixel variance of 1 is ``nps_full.mean() == 1``)."""
+    kr = np.fft.fftfreq(nps_full.shape[0])[:, None]
+    kc = np.fft.fftfreq(nps_full.shape[1])[None, :]
+    h2 = (2 * np.sin(np.pi * kr)) ** 16 * (2 * np.sin(np.pi * kc)) ** 16
+    return float(np.mean(h2 * nps_full))
+
+
+def _robust_line(m: np.ndarray, v: np.ndarray, *, n_iter: int = 8, clip_hi: float = 2.0, clip_lo: float = 4.0):
+    """Line v = a m + b fitted with one-sided outlier rejection.
+
+    Residual signal in a block only adds to its high-pass energy, so blocks far above the line
+    (> ``clip_hi`` robust sigmas) are dropped; below the line only gross outliers (> ``clip_lo``).
+    The robust sigma is the MAD of the residuals relative to the fitted level (block variances
+    scatter in proportion to their expectation). Returns (a, b, kept mask).
+    """
+    keep = np.ones(m.size, bool)
+    a, b = 0.0, float(np.median(v))
+    for _ in range(n_iter):
+        if keep.sum() < 3 or np.ptp(m[keep]) <= 1e-9 * max(1.0, float(np.abs(m).max())):
+            break
+        a, b = np.polyfit(m[keep], v[keep], 1)
+        fit = np.maximum(a * m + b, 1e-30)
+        rel = v / fit - 1
+        sig = 1.4826 * np.median(np.abs(rel[keep] - np.median(rel[keep]))) + 1e-12
+        new = (rel < clip_hi * sig) & (rel > -clip_lo * sig)
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return float(a), float(b), keep
 
 
 def noise_power_shape(shape, rho_row: float, rho_col: float, *, rfft: bool = True) -> np.ndarray:
@@ -234,19 +284,6 @@ def _lag1_residual(x: np.ndarray, s2: float, rr: float, rc: float, *, half_width
     p, sel, _, _, shape = _high_frequency_periodogram(x, half_width)
     model = s2 * noise_power_shape(shape, rr, rc)
     return float(np.linalg.norm(p[sel] - model[sel]) / np.linalg.norm(p[sel]))
-
-
-def _kernel_factor_shape(nps_full: np.ndarray) -> float:
-    """Variance of the _K2 response to unit-variance noise with spectrum ``nps_full`` (full grid, mean 1)."""
-    h = np.abs(np.fft.fft2(_K2, s=nps_full.shape)) ** 2
-    return float(np.mean(h * nps_full))
-
-
-def _kernel_factor(rho_row: float, rho_col: float) -> float:
-    """Variance of the _K2 response to unit-variance noise with lag-1 correlations (exact sum)."""
-    k = _K2
-    return float((k**2).sum() + 2 * rho_row * (k[1:, :] * k[:-1, :]).sum()
-                 + 2 * rho_col * (k[:, 1:] * k[:, :-1]).sum())
 
 
 # centres of the high-frequency squares (cycles/px) used to fit the noise spectrum: all their
@@ -350,40 +387,33 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
     counting = integer and mean > 0 and abs(corner / mean - 1) < 0.1
     if counting:
         s2, rho_r, rho_c = mean, 0.0, 0.0
-    kappa = _kernel_factor(rho_r, rho_c)
+    g128 = np.fft.fftfreq(128)
+    # spectrum of the signal-dependent (shot) noise per unit pre-MTF variance, on a full FFT grid
+    shot = noise_power_shape((128, 128), rho_r, rho_c, rfft=False)
+    shot = shot / shot.mean()
     mtf_a = mtf_w = 0.0
     if not counting and (abs(rho_r) > correlation_threshold or abs(rho_c) > correlation_threshold):
         # a blur-like correlation: try the MTF-shaped spectrum, which extrapolates to low frequency
         a, amp, white, rel = fit_mtf(xc)
-        s2_mtf = amp * float(_mtf2(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(64)[None, :], a).mean()) + white
+        full = _mtf2(g128[:, None], g128[None, :], a)
+        s2_mtf = amp * float(full.mean()) + white
         # physical MTFs: a well inside the grid; the extrapolated level within 4x of the lag-1 one
         if amp > 0 and 0.02 < a < 4.0 and s2_mtf < 4 * s2 and rel <= _lag1_residual(xc, s2, rho_r, rho_c):
-            full = _mtf2(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(64)[None, :], a)
-            s2 = amp * float(full.mean()) + white
+            s2 = s2_mtf
             mtf_a, mtf_w = a, amp * float(full.mean()) / s2
-            kappa = _kernel_factor_shape(mtf_w * full / full.mean() + (1 - mtf_w))
-    means, var = _block_stats(xc, block)
-    var = var / kappa  # per-pixel noise variance of each block
-    # bin blocks by mean and take a low quantile of the variance in each bin: residual signal only
-    # adds variance, so the lower part of each bin is closest to the noise alone
-    order = np.argsort(means)
-    nbins = int(np.clip(means.size // 40, 3, 24))
-    mb, vb = [], []
-    for chunk in np.array_split(order, nbins):
-        if chunk.size < 5:
-            continue
-        mb.append(np.median(means[chunk]))
-        vb.append(np.quantile(var[chunk], 0.25))
-    mb, vb = np.asarray(mb), np.asarray(vb)
-    # the quantile of a block variance sits a little below its mean; rescale so that the line
-    # reproduces the global high-frequency noise level at the image mean
-    if mb.size >= 2 and np.ptp(mb) > 1e-6 * max(1.0, float(np.abs(mb).max())):
-        gain, intercept = np.polyfit(mb, vb, 1)
-    else:
-        gain, intercept = 0.0, float(np.median(vb))
-    level = gain * mean + intercept
-    if level > 0:
-        gain, intercept = gain * s2 / level, intercept * s2 / level
+            # MTF(0) = 1: the shot noise is white before the MTF, blurred after it; the read noise
+            # (the white part of the fit) is added after the MTF and carries no signal dependence
+            shot = full
+    sum_psf2 = float(shot.mean())  # pixel variance of blurred unit white noise = sum(psf^2) (1 without MTF)
+    q_shot = _highpass_gain(shot)
+    means, ms = _block_stats(xc, block)
+    # Foi et al. 2008: local noise level from a signal-free statistic against the local mean, a line
+    # fitted with one-sided rejection of blocks whose residual still holds signal (lattice, edges)
+    slope, _, keep = _robust_line(means, ms)
+    conversion_gain = slope / q_shot  # detector units per electron, before the MTF
+    gain = conversion_gain * sum_psf2  # slope of the per-pixel variance against the mean
+    # anchor the line at the global noise level beyond the Nyquist circle (the best-determined point)
+    intercept = s2 - gain * mean
     if not np.isfinite(gain) or gain <= 1e-3 * s2 / max(abs(mean), 1e-12):
         # no measurable signal dependence (a flat field, a processed image): additive Gaussian noise,
         # written as a tiny gain so that the transform is a plain scaling
@@ -391,12 +421,15 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
         intercept = s2 - gain * mean
     kind = "counting" if counting else "integrating"
     if kind == "counting":
-        gain, intercept = 1.0, 0.0
+        gain, intercept, conversion_gain = 1.0, 0.0, 1.0
+    elif gain <= 1e-3 * s2 / max(abs(mean), 1e-12) * 1.0001:
+        conversion_gain = gain / sum_psf2
     offset = float(min(np.quantile(xc, 0.001), -intercept / gain)) if kind == "integrating" else 0.0
     rstd, cstd = float(np.std(roff)), float(np.std(coff))
     correlated = bool(abs(rho_r) > correlation_threshold or abs(rho_c) > correlation_threshold
                       or rstd > 0 or cstd > 0)
     model = NoiseModel(kind=kind, gain=float(gain), intercept=float(intercept), offset=offset, rho_row=rho_r,
                        rho_col=rho_c, row_offset_std=rstd, col_offset_std=cstd, correlated=correlated,
-                       mean=mean, n_blocks=int(means.size), mtf_a=float(mtf_a), mtf_weight=float(mtf_w))
+                       mean=mean, n_blocks=int(keep.sum()), mtf_a=float(mtf_a), mtf_weight=float(mtf_w),
+                       conversion_gain=float(conversion_gain))
     return model, xc
