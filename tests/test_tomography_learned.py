@@ -65,17 +65,18 @@ def test_learned_segmentation_vs_threshold(catalyst):
     d_l = {k: dice(ph == k, truth == k) for k in (1, 2, 3)}
     d_t = {k: dice(th == k, truth == k) for k in (1, 2, 3)}
     print(f"Dice learned {d_l}, threshold {d_t}, OOB {clf.oob_accuracy:.3f}")
-    # measured on seeds 3 and 4 (96^3, 50 counts/px): learned support 0.936/0.949, particles
-    # 0.853/0.866, coating 0.73/0.72; edge-midpoint thresholds 0.887/0.889, 0.880/0.884, 0.32/0.25.
-    # The targets (support >= 0.90, particles >= 0.80) are asserted with ~0.03-0.05 margin.
+    # measured on seeds 3, 4, 6 (96^3, 50 counts/px): learned support 0.939/0.951/0.947, particles
+    # 0.888/0.877/0.918, coating 0.76-0.79; edge-midpoint thresholds support 0.887/0.889, particles
+    # 0.880/0.884, coating 0.25-0.32. The targets (support >= 0.90, particles >= 0.80) hold
+    # with 0.04-0.08 margin.
     assert d_l[2] >= 0.90
     assert d_l[3] >= 0.80
-    # at least comparable to thresholds: better on the support, within 0.06 on the (very bright)
-    # particles, and the thin coating the thresholds cannot isolate is found (0.72 vs 0.3)
+    # at least comparable to thresholds: better on the support (+0.05), equal within 0.03 on the (very
+    # bright, threshold-friendly) particles, and the thin coating the thresholds cannot isolate is found
     assert d_l[2] >= d_t[2] + 0.02
-    assert d_l[3] >= d_t[3] - 0.06
-    assert d_l[1] >= d_t[1] + 0.2
-    # the forest's out-of-bag accuracy on the labelled voxels (measured 0.93-0.95) is reported honestly
+    assert d_l[3] >= d_t[3] - 0.03
+    assert d_l[1] >= d_t[1] + 0.3
+    # the forest's out-of-bag accuracy on the labelled voxels (measured 0.99, mostly background) is sane
     assert 0.85 <= clf.oob_accuracy <= 1.0
     assert clf.labelled_voxels == {k + 1: int((scr == k + 1).sum()) for k in range(4)}
 
@@ -87,7 +88,7 @@ def test_slab_prediction_has_no_seams(catalyst):
     crop = (slice(34, 62), slice(16, 80), slice(16, 80))
     sub, s_sub = vol[crop], scr[crop]
     p = ls.FeatureParams(sigma_min=1.0, sigma_max=4.0, num_sigma=3)
-    clf = ls.train(sub, s_sub, params=p, slab=8)
+    clf = ls.train(sub, s_sub, params=p, slab=8, class_weight="balanced")
     whole = ls.predict(clf, sub, slab=64)
     slabs = ls.predict(clf, sub, slab=7)
     assert np.mean(whole != slabs) <= 0.002
@@ -115,7 +116,7 @@ def test_morph3d_learned_cli_and_model_reuse(tmp_path):
 
     ph = np.asarray(read(out / "phases.mrc").data)
     # 64^3: the support (radius ~7 voxels) has a larger share of blurred edge than at 96^3 (0.94):
-    # measured 0.90 (seed 5; particles 0.92), bound 0.85
+    # measured 0.90 (seed 5; particles 0.90, coating 0.76), bound 0.85
     assert dice(ph == 2, truth == 2) >= 0.85
     # the saved forest applied to the same volume gives the same phases
     rc = main(["--quiet", "morph3d", str(tmp_path / "vol.mrc"), "--segment-method", "learned",

@@ -30,6 +30,8 @@ def add_arguments(p):
                         "2..N+1 phases 1..N (phases.mrc gets 0 background, 1..N)")
     p.add_argument("--model", metavar="FILE", help="learned: a classifier written by --save-model (instead of training)")
     p.add_argument("--save-model", metavar="FILE", help="learned: write the trained classifier for the next volumes")
+    p.add_argument("--balance-classes", action="store_true",
+                   help="learned: weigh every scribble class equally (default: as painted, like ilastik/Weka)")
     p.add_argument("--particle-phase", type=int, metavar="K",
                    help="phase whose components are split and measured as particles (default: the densest)")
     p.add_argument("--distance-to", type=int, metavar="K",
@@ -55,8 +57,8 @@ def run(args) -> int:
     from cryomat.tomography.thickness import local_thickness
 
     learned = None
-    if args.segment_method != "learned" and (args.scribbles or args.model or args.save_model):
-        raise InputError("--scribbles, --model and --save-model need --segment-method learned")
+    if args.segment_method != "learned" and (args.scribbles or args.model or args.save_model or args.balance_classes):
+        raise InputError("--scribbles, --model, --save-model and --balance-classes need --segment-method learned")
     img = io.read(args.volume)
     vol = np.asarray(img.data, np.float32)
     if vol.ndim != 3:
@@ -209,7 +211,7 @@ def _segment_learned(args, vol):
         except ValueError as e:
             raise InputError(f"--scribbles: {e}", path=args.scribbles) from None
         status(f"morph3d: training a random forest on {int((scr > 0).sum())} labelled voxels")
-        clf = ls.train(vol, scr)
+        clf = ls.train(vol, scr, class_weight="balanced" if args.balance_classes else None)
     if args.save_model:
         clf.save(args.save_model)
     status("morph3d: classifying every voxel")

@@ -137,7 +137,7 @@ def check_scribbles(scribbles, shape) -> np.ndarray:
 
 
 def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimators: int = 50,
-          max_depth: int = 12, n_jobs: int = 2, max_train: int = MAX_TRAIN, slab: int | None = None,
+          max_depth: int = 12, class_weight: str | None = None, n_jobs: int = 2, max_train: int = MAX_TRAIN, slab: int | None = None,
           rng=0) -> PixelClassifier:
     """Train a random-forest voxel classifier on the labelled voxels of ``scribbles``.
 
@@ -146,7 +146,12 @@ def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimator
     volume : (z, row, col) tomogram (any intensity scale; normalised here).
     scribbles : int volume, same shape: 0 unlabelled, 1 background, 2..N+1 phases 1..N.
     params : filter bank (default :class:`FeatureParams`).
-    n_estimators, max_depth : forest size; ``class_weight="balanced"`` so a class with few strokes counts.
+    n_estimators, max_depth : forest size.
+    class_weight : ``None`` (default, as ilastik and Weka: the classes weigh as much as they were
+        painted) or ``"balanced"`` (every class weighs the same, whatever its number of labelled voxels).
+        With scribbles painted across the volume (~1 % of each class) ``None`` gave better Dice for every
+        phase on the catalyst phantom (particles 0.88/0.88/0.92 vs 0.86/0.86/0.91, coating +0.04..0.10,
+        seeds 3, 4, 6); ``"balanced"`` helps when a rare phase got many more strokes than its share.
     n_jobs : worker threads of the forest.
     max_train : labelled voxels used at most (a random subsample keeps every class).
     slab : z-slab thickness of the feature computation (voxels).
@@ -180,7 +185,7 @@ def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimator
         y.append(lab[sel])
     X, y = np.concatenate(X), np.concatenate(y)
     clf = RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth, n_jobs=n_jobs,
-                                 class_weight="balanced", oob_score=True, random_state=int(gen.integers(2**31)))
+                                 class_weight=class_weight, oob_score=True, random_state=int(gen.integers(2**31)))
     import warnings
 
     with warnings.catch_warnings():  # few labelled voxels: some are in every tree's bag (no OOB vote)
