@@ -11,9 +11,9 @@ Scribble convention (an integer volume of the tomogram's shape): ``0`` unlabelle
 ``2..N+1`` phases 1..N. Predictions use the phase labels of the rest of ``morph3d``: ``0`` background,
 ``1..N`` phases (scribble value minus one).
 
-Volumes are processed in z-slabs overlapping by ``3 * sigma_max`` voxels on each side, so that the
-filters see the same neighbourhood as on the whole volume (no seams) while the feature stack
-(``n_features x slab`` float32) stays small.
+Volumes are processed in blocks (default 96^3 voxels; ``block``) with a halo of ``3 * sigma_max``
+voxels on each side, so that the filters see the same neighbourhood as on the whole volume (no seams)
+while the feature stack (``n_features x block``, ~20 features) stays a few hundred MB for any volume size.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class FeatureParams:
 
     @property
     def halo(self) -> int:
-        """Slab overlap (voxels) so a Gaussian of ``sigma_max`` is complete at the slab core."""
+        """Block halo (voxels) so a Gaussian of ``sigma_max`` is complete at the block core."""
         return int(np.ceil(3.0 * self.sigma_max))
 
 
@@ -88,33 +88,38 @@ def normalise(volume) -> np.ndarray:
     return (v - np.float32(med)) / np.float32(max(hi - lo, 1e-12))
 
 
-def _slabs(nz: int, core: int):
-    for z0 in range(0, nz, core):
-        yield z0, min(nz, z0 + core)
+def _blocks(shape, core: int):
+    import itertools
+
+    starts = [range(0, n, core) for n in shape]
+    for s in itertools.product(*starts):
+        yield tuple(slice(a, min(n, a + core)) for a, n in zip(s, shape))
 
 
-def voxel_features(volume, params: FeatureParams, *, slab: int | None = None):
-    """Yield ``(z0, z1, features)`` over z-slabs; ``features`` is (z1-z0, row, col, n_features) float32.
+def voxel_features(volume, params: FeatureParams, *, block: int = 96, where=None):
+    """Yield ``(core, features)`` over blocks: ``core`` a tuple of slices of ``volume``, ``features``
+    the (z, row, col, n_features) float32 filter responses of those voxels.
 
     Parameters
     ----------
     volume : (z, row, col) normalised volume (:func:`normalise`).
     params : filter bank.
-    slab : core slab thickness in voxels (default: about 64 Mvoxel of features per slab).
+    block : edge of a block's core in voxels (each block is computed with a ``params.halo`` margin).
+    where : optional bool volume: blocks without a True voxel are skipped.
     """
     from skimage.feature import multiscale_basic_features
 
     v = np.asarray(volume, np.float32)
-    nz, ny, nx = v.shape
     h = params.halo
-    if slab is None:
-        slab = max(8, int(64e6 / max(1, ny * nx * 16)) - 2 * h)
-    for z0, z1 in _slabs(nz, int(slab)):
-        a, b = max(0, z0 - h), min(nz, z1 + h)
-        f = multiscale_basic_features(v[a:b], intensity=params.intensity, edges=params.edges,
+    for core in _blocks(v.shape, int(block)):
+        if where is not None and not where[core].any():
+            continue
+        pad = tuple(slice(max(0, c.start - h), min(n, c.stop + h)) for c, n in zip(core, v.shape))
+        f = multiscale_basic_features(v[pad], intensity=params.intensity, edges=params.edges,
                                       texture=params.texture, sigma_min=params.sigma_min,
                                       sigma_max=params.sigma_max, num_sigma=params.num_sigma)
-        yield z0, z1, np.asarray(f[z0 - a:z1 - a], np.float32)
+        inner = tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, pad))
+        yield core, np.asarray(f[inner], np.float32)
 
 
 def check_scribbles(scribbles, shape) -> np.ndarray:
@@ -137,8 +142,8 @@ def check_scribbles(scribbles, shape) -> np.ndarray:
 
 
 def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimators: int = 50,
-          max_depth: int = 12, class_weight: str | None = None, n_jobs: int = 2, max_train: int = MAX_TRAIN, slab: int | None = None,
-          rng=0) -> PixelClassifier:
+          max_depth: int = 12, class_weight: str | None = None, n_jobs: int = 2, max_train: int = MAX_TRAIN,
+          block: int = 96, rng=0) -> PixelClassifier:
     """Train a random-forest voxel classifier on the labelled voxels of ``scribbles``.
 
     Parameters
@@ -154,7 +159,7 @@ def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimator
         seeds 3, 4, 6); ``"balanced"`` helps when a rare phase got many more strokes than its share.
     n_jobs : worker threads of the forest.
     max_train : labelled voxels used at most (a random subsample keeps every class).
-    slab : z-slab thickness of the feature computation (voxels).
+    block : block edge of the feature computation (voxels).
     rng : seed.
 
     Returns
@@ -174,11 +179,9 @@ def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimator
     for c, n in counts.items():
         keep_p[c] = min(1.0, max(max_train / n_tot, 1000 / n))
     X, y = [], []
-    for z0, z1, f in voxel_features(v, params, slab=slab):
-        ss = s[z0:z1]
+    for core, f in voxel_features(v, params, block=block, where=s > 0):
+        ss = s[core]
         idx = np.nonzero(ss > 0)
-        if idx[0].size == 0:
-            continue
         lab = ss[idx]
         sel = gen.random(lab.size) < keep_p[lab]
         X.append(f[tuple(i[sel] for i in idx)])
@@ -195,19 +198,18 @@ def train(volume, scribbles, *, params: FeatureParams | None = None, n_estimator
                            oob_accuracy=float(clf.oob_score_), labelled_voxels=counts)
 
 
-def predict(classifier: PixelClassifier, volume, *, slab: int | None = None) -> np.ndarray:
+def predict(classifier: PixelClassifier, volume, *, block: int = 96) -> np.ndarray:
     """Phase labels (uint8: 0 background, 1..N phases = scribble class - 1) of every voxel."""
     v = normalise(volume)
     out = np.zeros(v.shape, np.uint8)
     lut = (classifier.classes - 1).astype(np.uint8)
-    for z0, z1, f in voxel_features(v, classifier.params, slab=slab):
+    for core, f in voxel_features(v, classifier.params, block=block):
         proba = classifier.model.predict_proba(f.reshape(-1, f.shape[-1]))
-        out[z0:z1] = lut[np.argmax(proba, axis=1)].reshape(f.shape[:-1])
+        out[core] = lut[np.argmax(proba, axis=1)].reshape(f.shape[:-1])
     return out
 
 
 def segment_learned(volume, scribbles, **kwargs) -> tuple[np.ndarray, PixelClassifier]:
     """Train on ``scribbles`` (see :func:`train`) and classify the whole volume: ``(phase, classifier)``."""
-    slab = kwargs.get("slab")
     clf = train(volume, scribbles, **kwargs)
-    return predict(clf, volume, slab=slab), clf
+    return predict(clf, volume, block=kwargs.get("block", 96)), clf
