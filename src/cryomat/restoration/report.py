@@ -65,6 +65,8 @@ def write_figure_and_report(od, raw, outc, *, pixel_size, title_input: str = "")
     rep.add_figure("denoise.png", "Raw, denoised and residual; power spectra on one scale; FRC of the "
                                   "denoised half against the raw other half")
     rep.add_metrics({"method": outc.method, "detector_kind": nm["kind"], "gain_units_per_e": nm["gain"],
+                     "conversion_gain_pre_mtf_units_per_e": nm.get("conversion_gain"),
+                     "gain_rel_uncertainty": nm.get("gain_rel_uncertainty"),
                      "intercept_units2": nm["intercept"], "rho_row": nm["rho_row"], "rho_col": nm["rho_col"],
                      "row_offset_std": nm["row_offset_std"], "col_offset_std": nm["col_offset_std"]},
                     title="Noise model")
