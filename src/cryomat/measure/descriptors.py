@@ -92,6 +92,144 @@ def _right_angle_corners(m: np.ndarray) -> np.ndarray:
     return np.concatenate(pts)
 
 
+def _axis_tips(m: np.ndarray) -> np.ndarray:
+    """Apex points ``(k, 2)`` (row, col) of the four axis-direction extremes of a rasterised smooth
+    convex shape. Any smoothing of the pixel staircase puts a flat outermost run at its pixel edge,
+    which is up to 0.5 px off the apex (the apex lies anywhere 0-1 px beyond the outermost pixel
+    centres). The run lengths fix it: the chord of a conic at depth d below its apex has a squared
+    length quadratic in d, and a row's pixel count is an unbiased estimate of its chord, so a
+    quadratic fit of n_k^2 over the outermost rows k = 0, 1, ... has its root at k = -delta, the
+    apex height above the outermost row. Chord midpoints of a conic lie on a line (a conjugate
+    diameter), extrapolated to the apex for its column. Flat ends (squares) give no point."""
+    pts = []
+    for rot in range(4):
+        a = np.rot90(m, rot)
+        rows = np.nonzero(a.any(axis=1))[0]
+        if len(rows) < 3:
+            continue
+        kmax = int(min(round(0.15 * len(rows)), 40))  # rows down to a ~45 deg boundary slope
+        if kmax < 4:  # a short outermost run: the smoothed contour already sees its length
+            continue
+        sub = a[rows[0]:rows[0] + kmax + 1]
+        n = sub.sum(axis=1).astype(np.float64)
+        mid = (sub * np.arange(a.shape[1])).sum(axis=1) / np.maximum(n, 1)
+        k = np.arange(len(n), dtype=np.float64)
+        c2, c1, c0 = np.polyfit(k, n * n, 2)
+        disc = c1 * c1 - 4 * c0 * c2
+        if c1 <= 0 or disc < 0:
+            continue
+        delta = 2 * c0 / (c1 + np.sqrt(disc))  # the root of the fit nearest k = 0, negated
+        if not -0.5 <= delta <= 1.5:  # not a smooth apex (a flat end or a spike)
+            continue
+        delta = float(np.clip(delta, 0.0, 1.0))
+        beta, alpha = np.polyfit(k, mid, 1)
+        r, c = rows[0] - delta, alpha - beta * delta
+        shape = a.shape
+        for _ in range(rot):  # undo rot90: rot90(b)[i, j] = b[j, cols(b) - 1 - i]
+            r, c = c, shape[0] - 1 - r
+            shape = (shape[1], shape[0])
+        pts.append((r, c))
+    return np.array(pts, dtype=np.float64).reshape(-1, 2)
+
+
+def _straight_polygon(m: np.ndarray, *, min_frac: float = 0.5, coverage: float = 0.7) -> np.ndarray | None:
+    """Vertices ``(k, 2)`` (row, col) of the polygon that was rasterised, when the object is one:
+    None when straight sides do not make up ``coverage`` of its outline.
+
+    The hull of the inside pixel centres follows a straight side of the shape within one lattice
+    spacing (all its vertices there lie within 1 px of the side's line), so a side is a chain of
+    hull vertices within 1 px of its end-to-end chord, at least ``min_frac`` of the smallest
+    width long (a disc's hull never has a chain that long: its 1-px sagitta chord is sqrt(8 r)).
+    Each side's line lies between the hull line through the inside centres and the nearest
+    outside centre beyond it: the midpoint of that bracket is taken (exact pixel edges for
+    axis-aligned sides, within a small fraction of a pixel for generic angles, where centres
+    approach the line from both sides). The corners are the intersections of consecutive side
+    lines: a smoothed contour, or the hull of the centres, cuts a sharp corner short by ~1 px
+    (the expected depth of the first lattice point in a 90 deg wedge is ~0.9 px), which the max
+    Feret of a rotated square doubles."""
+    rr, cc = np.nonzero(m)
+    pts = np.c_[rr, cc].astype(np.float64)
+    if len(pts) < 9:
+        return None
+    h = _hull(pts)
+    n = len(h)
+    if n < 3:
+        return None
+    e = np.roll(h, -1, axis=0) - h
+    elen = np.hypot(e[:, 0], e[:, 1])
+    perim = elen.sum()
+    ang = np.arctan2(e[:, 0], e[:, 1])
+    turn = np.abs((ang - np.roll(ang, 1) + np.pi) % (2 * np.pi) - np.pi)  # turn at each vertex
+    start = int(np.argmax(turn))
+    hv = np.roll(h, -start, axis=0)
+    hv = np.r_[hv, hv[:1]]
+    chains, i = [], 0
+    while i < n:
+        j = i + 1
+        while j + 1 <= n:  # try to extend the chord i..j+1
+            a, b = hv[i], hv[j + 1]
+            d = b - a
+            ln = np.hypot(*d)
+            seg = hv[i:j + 2]
+            dev = np.abs(d[0] * (seg[:, 1] - a[1]) - d[1] * (seg[:, 0] - a[0])) / max(ln, 1e-12)
+            if dev.max() > 1.0:
+                break
+            j += 1
+        chains.append((i, j))
+        i = j
+    width = np.inf
+    cen = pts.mean(axis=0)
+    sides = []
+    for i, j in chains:
+        d = hv[j] - hv[i]
+        ln = np.hypot(*d)
+        sides.append((i, j, ln, d / max(ln, 1e-12)))
+    # smallest width of the hull, for the length threshold
+    nrm_all = np.c_[e[:, 1], -e[:, 0]] / np.maximum(elen, 1e-12)[:, None]
+    proj = h @ nrm_all.T
+    width = float(np.min(proj.max(axis=0) - proj.min(axis=0)))
+    long_ = [s_ for s_ in sides if s_[2] >= max(3.0, min_frac * width)]
+    if len(long_) < 3 or sum(s_[2] for s_ in long_) < coverage * perim:
+        return None
+    ring = ndi.binary_dilation(np.pad(m, 1), np.ones((3, 3), bool)) & ~np.pad(m, 1)
+    qr, qc = np.nonzero(ring)
+    q = np.c_[qr - 1, qc - 1].astype(np.float64)
+    lines = []
+    for i, j, ln, t in long_:
+        nv = np.array([t[1], -t[0]])
+        if np.dot(hv[i] - cen, nv) < 0:
+            nv = -nv
+        lo0 = float(np.max(pts @ nv))
+        # centres next to the side, inside and outside (the corners excluded)
+        tp, tq = (pts - hv[i]) @ t, (q - hv[i]) @ t
+        ip = pts[(tp > 0.5) & (tp < ln - 0.5) & (pts @ nv > lo0 - 2.0)]
+        oq = q[(tq > 0.5) & (tq < ln - 0.5) & (q @ nv > lo0 - 0.5)]
+        if len(ip) < 2 or len(oq) < 2:
+            return None
+        # the side is one of the lines that separate them; the chord's direction is only known to
+        # ~1/length rad. Take the centroid of the set of separating lines in (angle, offset):
+        # the margin-weighted mean angle, and the middle of the margin at that angle
+        th = np.arctan2(nv[0], nv[1]) + np.linspace(-3.0, 3.0, 121) / ln
+        nn = np.c_[np.sin(th), np.cos(th)]
+        margin = np.clip((oq @ nn.T).min(axis=0) - (ip @ nn.T).max(axis=0), 0.0, None)
+        if margin.sum() <= 0:  # inside and outside not separable: not a straight side
+            return None
+        thc = float(np.sum(th * margin) / margin.sum())
+        nc = np.array([np.sin(thc), np.cos(thc)])
+        lines.append((nc, 0.5 * (float(np.max(ip @ nc)) + float(np.min(oq @ nc)))))
+    verts = []
+    for (n1, c1), (n2, c2) in zip(lines, lines[1:] + lines[:1]):
+        det = n1[0] * n2[1] - n1[1] * n2[0]
+        if abs(det) < np.sin(np.deg2rad(20)):  # consecutive sides must meet at a corner
+            return None
+        verts.append(((c1 * n2[1] - c2 * n1[1]) / det, (n1[0] * c2 - n2[0] * c1) / det))
+    verts = np.array(verts)
+    # a rasterised polygon's pixel count is its area to well within 0.1 px per unit of perimeter;
+    # a curved outline read as a polygon (tangent lines of a small disc) is larger
+    if abs(polygon_area(verts) - len(pts)) > 0.1 * polygon_perimeter(verts):
+        return None
+    return verts
+
 def _curvature_shift(c: np.ndarray, sigma: float, arm_px: float = 2.0) -> np.ndarray:
     """Undo the shrinkage of the 0.5 level of a Gaussian-blurred indicator: each point moves
     along the outward normal by ``sigma^2 kappa / 2`` (kappa from the turning angle over
@@ -163,8 +301,7 @@ def feret_contour(mask, *, contour: np.ndarray | None = None) -> np.ndarray:
     rr, cc = np.nonzero(m)
     edge = np.concatenate([np.c_[rr + a, cc + b] for a in (-0.5, 0.5) for b in (-0.5, 0.5)])
     c = _clip_to_convex(c, _hull(edge)) + nrm * offset
-    corners = _right_angle_corners(m)
-    return (np.r_[c, corners] if len(corners) else c)
+    return np.r_[c, _right_angle_corners(m), _axis_tips(m)]
 
 
 def _hull(points: np.ndarray) -> np.ndarray:
@@ -224,7 +361,9 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
         a_c, p_c = polygon_area(contour), polygon_perimeter(contour)
         hull = _hull(contour)
         a_h, p_h = polygon_area(hull), polygon_perimeter(hull)
-        fmax, fmin, _ = feret_diameters(_hull(feret_contour(m, contour=contour)))
+        poly = _straight_polygon(ndi.binary_fill_holes(m))
+        fpts = poly if poly is not None else feret_contour(m, contour=contour)
+        fmax, fmin, _ = feret_diameters(_hull(fpts))
     else:
         a_c = p_c = a_h = p_h = float("nan")
         fmax = fmin = float("nan")
