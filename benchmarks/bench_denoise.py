@@ -6,6 +6,7 @@ MSE estimate. Writes ``benchmarks/results/denoise.json``.
     python benchmarks/bench_denoise.py --peers [--peer-size 256]   # + Anscombe+BM3D, N2V, N2N columns
     python benchmarks/bench_denoise.py --throughput               # 4k fast tier + learned inference speed
     python benchmarks/bench_denoise.py --learned [--seeds 0 1] [--halves] [--n2v]  # learned vs BM3D, 512^2
+    python benchmarks/bench_denoise.py --gain        # estimated vs true detector gain (denoise_gain.json)
     python benchmarks/bench_denoise.py --big2048     # fast tier vs oracle Gaussian at 2048^2 (denoise_2048.json)
 
 careamics is listed as a peer; the installed ``careamics`` 0.0.1 is an empty placeholder package
@@ -92,6 +93,36 @@ def quality(args) -> list[dict]:
                 rows.append(case)
                 print(f"{contrast} {det} {dose:>4} e/px: " + ", ".join(
                     f"{x['method']} {x['psnr_dB']:.2f}" for x in res if x.get("psnr_dB") is not None), flush=True)
+    return rows
+
+
+def gain_accuracy(args) -> list[dict]:
+    """Noise-model gain against the simulator's truth: integrating (gain 8, offset 100, read noise 5)
+    and counting detectors, HAADF and phase, with and without MTF (mtf_a 0.7), 8/32/128 e/px."""
+    from cryomat.restoration import estimate_noise_model
+    from cryomat.simulate.nanoparticles import record
+
+    rows = []
+    for size in (512, 1024):
+        for contrast in ("haadf", "phase"):
+            inten = _scene(contrast, size, 100 if contrast == "haadf" else 101)
+            for det in ("integrating", "counting"):
+                for mtf in (0.0, 0.7):
+                    for dose in (8, 32, 128):
+                        kw = dict(gain=8.0, offset=100.0, read_noise=5.0) if det == "integrating" else {}
+                        noisy, _, _ = record(inten, dose_e_per_px=dose, rng=np.random.default_rng(dose),
+                                             detector=det, mtf_a=mtf, **kw)
+                        m, _ = estimate_noise_model(noisy)
+                        true = 8.0 if det == "integrating" else 1.0
+                        rows.append({"size_px": size, "contrast": contrast, "detector": det, "mtf_a": mtf,
+                                     "dose_e_per_px": dose, "true_gain_units_per_e": true,
+                                     "est_kind": m.kind, "est_conversion_gain_units_per_e": m.conversion_gain,
+                                     "est_pixel_gain_units_per_e": m.gain,
+                                     "gain_rel_uncertainty": m.gain_rel_uncertainty,
+                                     "rel_error": m.conversion_gain / true - 1})
+                        print(f"{size} {contrast} {det} mtf {mtf} {dose} e/px: kind {m.kind} conversion gain "
+                              f"{m.conversion_gain:.2f} (true {true}), rel unc {m.gain_rel_uncertainty:.2f}",
+                              flush=True)
     return rows
 
 
@@ -250,6 +281,8 @@ def main():
     ap.add_argument("--n2v", action="store_true", help="also the N2V blind spot (learned table)")
     ap.add_argument("--throughput", action="store_true", help="only the throughput part (4k fast tier, "
                     "learned inference at 512^2); writes denoise_throughput.json")
+    ap.add_argument("--gain", action="store_true", help="only the noise-model gain accuracy table; writes "
+                    "denoise_gain.json")
     ap.add_argument("--big2048", action="store_true", help="only the 2048^2 fast vs oracle Gaussian rows "
                     "(HAADF, counting, 32/128 e/px, one seed); writes denoise_2048.json")
     ap.add_argument("--tag", default="", help="suffix of the result file (to run seeds in parallel)")
@@ -265,6 +298,11 @@ def main():
         payload["throughput"] = throughput(args)
         payload["wall_s"] = time.time() - t0
         write_result("denoise_throughput", payload)
+        return
+    if args.gain:
+        payload["gain_accuracy"] = gain_accuracy(args)
+        payload["wall_s"] = time.time() - t0
+        write_result("denoise_gain", payload)
         return
     if args.big2048:
         payload["quality_2048"] = big2048(args)
