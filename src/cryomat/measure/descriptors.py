@@ -92,45 +92,58 @@ def _right_angle_corners(m: np.ndarray) -> np.ndarray:
     return np.concatenate(pts)
 
 
-def _axis_tips(m: np.ndarray) -> np.ndarray:
-    """Apex points ``(k, 2)`` (row, col) of the four axis-direction extremes of a rasterised smooth
-    convex shape. Any smoothing of the pixel staircase puts a flat outermost run at its pixel edge,
-    which is up to 0.5 px off the apex (the apex lies anywhere 0-1 px beyond the outermost pixel
-    centres). The run lengths fix it: the chord of a conic at depth d below its apex has a squared
-    length quadratic in d, and a row's pixel count is an unbiased estimate of its chord, so a
-    quadratic fit of n_k^2 over the outermost rows k = 0, 1, ... has its root at k = -delta, the
-    apex height above the outermost row. Chord midpoints of a conic lie on a line (a conjugate
-    diameter), extrapolated to the apex for its column. Flat ends (squares) give no point."""
-    pts = []
-    for rot in range(4):
-        a = np.rot90(m, rot)
-        rows = np.nonzero(a.any(axis=1))[0]
-        if len(rows) < 3:
+TIP_DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def _lattice_tips(m: np.ndarray, *, min_lines: int = 4) -> list:
+    """The tips of a rasterised smooth convex shape in the eight lattice directions, fitted: a
+    list of ``(u, depth_px, points)`` with ``u`` the outward unit direction (row, col) and
+    ``points`` (k, 2) (row, col) on the fitted tip outline from its apex down to ``depth_px``.
+
+    Pixel centres lie on lattice lines across a lattice direction v (axes, diagonals), 1/|v|
+    apart and |v| apart along each line, so the apex lies anywhere within 1/|v| beyond the
+    outermost occupied line, and any smoothing of the pixel staircase leaves the outermost run
+    flat (off the curve by up to half that, here and in the directions next to v). The run
+    lengths fix it: the chord of a conic at depth d below its apex has a squared length quadratic
+    in d, and a line's pixel count times |v| is an unbiased estimate of its chord, so a quadratic
+    fit of the squared chords over the outermost lines gives the tip's chords, its root the apex
+    depth; chord midpoints of a conic lie on a line (a conjugate diameter). Flat ends (squares)
+    and tips with fewer than ``min_lines`` + 1 lines in their outer 15 % give nothing."""
+    rr, cc = np.nonzero(m)
+    out = []
+    for a, b in TIP_DIRECTIONS:
+        nv = float(np.hypot(a, b))
+        lev = a * rr + b * cc
+        top = int(lev.max())
+        kmax = int(min(round(0.15 * (top - int(lev.min()))), 40))  # to a ~45 deg boundary slope
+        if kmax < min_lines:
             continue
-        kmax = int(min(round(0.15 * len(rows)), 40))  # rows down to a ~45 deg boundary slope
-        if kmax < 4:  # a short outermost run: the smoothed contour already sees its length
+        k = top - lev
+        sel = k <= kmax
+        t = (-b * rr[sel] + a * cc[sel]) / nv
+        n = np.bincount(k[sel], minlength=kmax + 1).astype(np.float64)
+        if np.any(n == 0):
             continue
-        sub = a[rows[0]:rows[0] + kmax + 1]
-        n = sub.sum(axis=1).astype(np.float64)
-        mid = (sub * np.arange(a.shape[1])).sum(axis=1) / np.maximum(n, 1)
-        k = np.arange(len(n), dtype=np.float64)
-        c2, c1, c0 = np.polyfit(k, n * n, 2)
+        mid = np.bincount(k[sel], weights=t, minlength=kmax + 1) / n
+        d = np.arange(kmax + 1) / nv
+        c2, c1, c0 = np.polyfit(d, (n * nv) ** 2, 2)
         disc = c1 * c1 - 4 * c0 * c2
         if c1 <= 0 or disc < 0:
             continue
-        delta = 2 * c0 / (c1 + np.sqrt(disc))  # the root of the fit nearest k = 0, negated
-        if not -0.5 <= delta <= 1.5:  # not a smooth apex (a flat end or a spike)
+        delta = 2 * c0 / (c1 + np.sqrt(disc))  # apex height above the outermost line, px
+        if not -0.5 / nv <= delta <= 1.5 / nv:  # not a smooth apex (a flat end or a spike)
             continue
-        delta = float(np.clip(delta, 0.0, 1.0))
-        beta, alpha = np.polyfit(k, mid, 1)
-        r, c = rows[0] - delta, alpha - beta * delta
-        shape = a.shape
-        for _ in range(rot):  # undo rot90: rot90(b)[i, j] = b[j, cols(b) - 1 - i]
-            r, c = c, shape[0] - 1 - r
-            shape = (shape[1], shape[0])
-        pts.append((r, c))
-    return np.array(pts, dtype=np.float64).reshape(-1, 2)
-
+        delta = float(np.clip(delta, 0.0, 1.0 / nv))
+        beta, alpha = np.polyfit(d, mid, 1)
+        keep = 0.4 * d[-1]  # the outline where the fit is tight (its ends carry the run noise)
+        dd = np.linspace(-delta, keep, 4 * (kmax + 1))
+        half = 0.5 * np.sqrt(np.clip(c2 * dd * dd + c1 * dd + c0, 0.0, None))
+        half[0] = 0.0
+        u, w = np.array([a, b]) / nv, np.array([-b, a]) / nv
+        h = top / nv - np.r_[dd, dd]
+        tt = np.r_[alpha + beta * dd - half, alpha + beta * dd + half]
+        out.append((u, keep + delta, h[:, None] * u + tt[:, None] * w))
+    return out
 
 def _straight_polygon(m: np.ndarray, *, min_frac: float = 0.5, coverage: float = 0.7) -> np.ndarray | None:
     """Vertices ``(k, 2)`` (row, col) of the polygon that was rasterised, when the object is one:
@@ -301,7 +314,10 @@ def feret_contour(mask, *, contour: np.ndarray | None = None) -> np.ndarray:
     rr, cc = np.nonzero(m)
     edge = np.concatenate([np.c_[rr + a, cc + b] for a in (-0.5, 0.5) for b in (-0.5, 0.5)])
     c = _clip_to_convex(c, _hull(edge)) + nrm * offset
-    return np.r_[c, _right_angle_corners(m), _axis_tips(m)]
+    for u, depth, tip in _lattice_tips(m):  # the fitted tips replace the contour's flat runs
+        top = float(np.max(tip @ u))
+        c = np.r_[c[c @ u < top - depth], tip]
+    return np.r_[c, _right_angle_corners(m)]
 
 
 def _hull(points: np.ndarray) -> np.ndarray:
