@@ -45,7 +45,7 @@ def test_counting_is_poisson_gain_one_and_phase_gain_flagged(haadf):
     noisy, _, _ = record(phase, dose_e_per_px=32, rng=np.random.default_rng(7), detector="integrating", gain=8.0,
                          offset=100.0, read_noise=5.0)
     m, _ = estimate_noise_model(noisy)
-    assert m.gain_rel_uncertainty > 0.3 or abs(m.conversion_gain / 8.0 - 1) < 0.25, m
+    assert m.gain_rel_uncertainty > 0.25 or abs(m.conversion_gain / 8.0 - 1) < 0.25, m
     # whatever the slope, the noise level at the mean is right: g^2 lam + s^2 with lam = mean dose
     lam = (noisy.mean() - 100.0) / 8.0
     assert abs((m.gain * m.mean + m.intercept) / (64 * lam + 25) - 1) < 0.1, m

@@ -46,10 +46,13 @@ class NoiseModel:
         MTF it depends on the fitted MTF shape (``mtf_a``), which the high-frequency spectrum pins
         down only loosely: treat it as informative (factor ~2) there.
     gain_rel_uncertainty : relative standard error of the fitted variance-against-mean slope (from the
-        scatter of the kept blocks). Large (> 0.3) when the image has too little spread of local
+        scatter of the kept blocks). Large (> 0.25) when the image has too little spread of local
         means to separate the signal-dependent from the constant noise (weak-phase bright field,
         a flat field): the gain is then not identifiable from one image and only the noise level at
-        the mean (``gain * mean + intercept``) is meaningful. 0 for a counting detector (gain fixed to 1).
+        the mean (``gain * mean + intercept``) is meaningful; above 0.25 ``gain`` falls back to the
+        signal-independent model (a tiny gain) while ``conversion_gain`` keeps the raw estimate.
+        It is a least-squares standard error and understates the scatter over noise realisations
+        about twofold. 0 for a counting detector (gain fixed to 1).
     """
 
     kind: str
@@ -469,6 +472,11 @@ def estimate_noise_model(image, *, block: int = 16, correlation_threshold: float
     rel_unc = float(min(slope_se / abs(slope), 99.0)) if slope and np.isfinite(slope_se / slope) else 99.0
     if kind == "counting":
         rel_unc = 0.0
+    elif rel_unc > 0.25:
+        # the slope is not identifiable (too little spread of local means): the noise level at the
+        # mean is all that is known, so the transform treats the noise as signal-independent
+        gain = 1e-3 * s2 / max(abs(mean), 1e-12) if mean > 0 else 1e-3
+        intercept = s2 - gain * mean
     offset = float(min(np.quantile(xc, 0.001), -intercept / gain)) if kind == "integrating" else 0.0
     rstd, cstd = float(np.std(roff)), float(np.std(coff))
     correlated = bool(abs(rho_r) > correlation_threshold or abs(rho_c) > correlation_threshold
