@@ -28,7 +28,8 @@ def add_arguments(p):
     p.add_argument("--scribbles", metavar="SCRIBBLES.mrc",
                    help="learned: sparse user labels, same shape as the volume: 0 unlabelled, 1 background, "
                         "2..N+1 phases 1..N (phases.mrc gets 0 background, 1..N)")
-    p.add_argument("--model", metavar="FILE", help="learned: a classifier written by --save-model (instead of training)")
+    p.add_argument("--model", metavar="FILE",
+                   help="learned: a classifier written by --save-model (instead of training)")
     p.add_argument("--save-model", metavar="FILE", help="learned: write the trained classifier for the next volumes")
     p.add_argument("--balance-classes", action="store_true",
                    help="learned: weigh every scribble class equally (default: as painted, like ilastik/Weka)")
