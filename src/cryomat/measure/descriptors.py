@@ -11,7 +11,12 @@ second contour (:func:`feret_contour`) made for them: regularised by ``0.6 sqrt(
 staircase of large objects, moved out by the Gaussian's known curvature shrinkage
 (``sigma^2 kappa / 2``) and by the area it still misses against the pixel count, plus the
 exact pixel-edge corners of axis-aligned right-angle corners (which any smoothing rounds
-off). Convention: the Feret diameter of the continuous shape that was rasterised (a disc of
+off); near the extremes in the 8 lattice directions that contour is replaced by a conic tip
+fitted to the run lengths of the outermost lattice lines (:func:`_lattice_tips`), which the
+smoothing leaves flat. Objects whose outline is mostly straight sides (squares, rectangles,
+any polygon) take their Feret diameters from the polygon of their sides instead
+(:func:`_straight_polygon`: each side the centre of the lines separating inside from outside
+pixel centres, corners at their intersections). Convention: the Feret diameter of the continuous shape that was rasterised (a disc of
 radius r whose pixel centres lie inside it reads 2r, a square of s x s pixels reads s and
 s sqrt 2). The aspect ratio, eccentricity and orientation come from the exact second
 moments of the pixel squares (centres plus 1/12 px^2 per pixel).
@@ -92,10 +97,11 @@ def _right_angle_corners(m: np.ndarray) -> np.ndarray:
     return np.concatenate(pts)
 
 
+TIP_DEPTH_FRAC = 0.3  # lattice lines fitted per tip: the outer 30 % of the extent (chords of a conic obey the model at any depth)
 TIP_DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
-def _lattice_tips(m: np.ndarray, *, min_lines: int = 4) -> list:
+def _lattice_tips(m: np.ndarray, *, min_lines: int = 6) -> list:
     """The tips of a rasterised smooth convex shape in the eight lattice directions, fitted: a
     list of ``(u, depth_px, points)`` with ``u`` the outward unit direction (row, col) and
     ``points`` (k, 2) (row, col) on the fitted tip outline from its apex down to ``depth_px``.
@@ -115,7 +121,7 @@ def _lattice_tips(m: np.ndarray, *, min_lines: int = 4) -> list:
         nv = float(np.hypot(a, b))
         lev = a * rr + b * cc
         top = int(lev.max())
-        kmax = int(min(round(0.15 * (top - int(lev.min()))), 40))  # to a ~45 deg boundary slope
+        kmax = int(min(round(TIP_DEPTH_FRAC * (top - int(lev.min()))), 60))
         if kmax < min_lines:
             continue
         k = top - lev
@@ -136,7 +142,7 @@ def _lattice_tips(m: np.ndarray, *, min_lines: int = 4) -> list:
         delta = float(np.clip(delta, 0.0, 1.0 / nv))
         beta, alpha = np.polyfit(d, mid, 1)
         keep = 0.4 * d[-1]  # the outline where the fit is tight (its ends carry the run noise)
-        dd = np.linspace(-delta, keep, 4 * (kmax + 1))
+        dd = -delta + (keep + delta) * np.linspace(0.0, 1.0, kmax + 1) ** 2  # ~even along the outline, few: the hull stays small
         half = 0.5 * np.sqrt(np.clip(c2 * dd * dd + c1 * dd + c0, 0.0, None))
         half[0] = 0.0
         u, w = np.array([a, b]) / nv, np.array([-b, a]) / nv
