@@ -115,9 +115,13 @@ def _lattice_tips(m: np.ndarray, *, min_lines: int = 6) -> list:
     fit of the squared chords over the outermost lines gives the tip's chords, its root the apex
     depth; chord midpoints of a conic lie on a line (a conjugate diameter). Flat ends (squares)
     and tips with fewer than ``min_lines`` + 1 lines in their outer 15 % give nothing."""
-    rr, cc = np.nonzero(m)
     out = []
+    if round(TIP_DEPTH_FRAC * (m.shape[0] + m.shape[1])) < min_lines:  # too small in every direction
+        return out
+    rr, cc = np.nonzero(m)
     for a, b in TIP_DIRECTIONS:
+        if round(TIP_DEPTH_FRAC * (abs(a) * m.shape[0] + abs(b) * m.shape[1])) < min_lines:
+            continue
         nv = float(np.hypot(a, b))
         lev = a * rr + b * cc
         top = int(lev.max())
@@ -183,17 +187,15 @@ def _straight_polygon(m: np.ndarray, *, min_frac: float = 0.5, coverage: float =
     hv = np.roll(h, -start, axis=0)
     hv = np.r_[hv, hv[:1]]
     chains, i = [], 0
-    while i < n:
-        j = i + 1
-        while j + 1 <= n:  # try to extend the chord i..j+1
-            a, b = hv[i], hv[j + 1]
-            d = b - a
-            ln = np.hypot(*d)
-            seg = hv[i:j + 2]
-            dev = np.abs(d[0] * (seg[:, 1] - a[1]) - d[1] * (seg[:, 0] - a[0])) / max(ln, 1e-12)
-            if dev.max() > 1.0:
-                break
-            j += 1
+    while i < n:  # greedy: extend the chord from vertex i while all vertices stay within 1 px
+        seg = hv[i:] - hv[i]  # seg[j]: vertex i + j
+        d = seg[1:]  # chords to the candidate ends j = 1 ..
+        ln = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-12)
+        dev = np.abs(d[:, None, 0] * seg[None, :, 1] - d[:, None, 1] * seg[None, :, 0]) / ln[:, None]
+        dev[np.arange(len(d))[:, None] < np.arange(len(seg))[None, :] - 1] = 0.0  # only vertices up to j
+        bad = np.nonzero(dev.max(axis=1) > 1.0)[0]
+        j = i + (int(bad[0]) if len(bad) else len(d))
+        j = max(j, i + 1)
         chains.append((i, j))
         i = j
     width = np.inf
