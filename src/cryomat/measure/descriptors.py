@@ -129,16 +129,33 @@ def _lattice_tips(m: np.ndarray, *, min_lines: int = 6) -> list:
         if kmax < min_lines:
             continue
         k = top - lev
-        sel = k <= kmax
-        t = (-b * rr[sel] + a * cc[sel]) / nv
-        n = np.bincount(k[sel], minlength=kmax + 1).astype(np.float64)
-        if np.any(n == 0):
-            continue
-        mid = np.bincount(k[sel], weights=t, minlength=kmax + 1) / n
-        d = np.arange(kmax + 1) / nv
-        c2, c1, c0 = np.polyfit(d, (n * nv) ** 2, 2)
-        disc = c1 * c1 - 4 * c0 * c2
-        if c1 <= 0 or disc < 0:
+        ok = False
+        for _ in range(2):  # fit, then refit within the tip's own scale (0.6 x its radius of curvature)
+            sel = k <= kmax
+            t = (-b * rr[sel] + a * cc[sel]) / nv
+            n = np.bincount(k[sel], minlength=kmax + 1).astype(np.float64)
+            if np.any(n == 0):
+                break
+            mid = np.bincount(k[sel], weights=t, minlength=kmax + 1) / n
+            d = np.arange(kmax + 1) / nv
+            c2, c1, c0 = np.polyfit(d, (n * nv) ** 2, 2)
+            disc = c1 * c1 - 4 * c0 * c2
+            if c1 <= 0 or disc < 0 or c2 > 0.5 * nv * nv:  # chords of a cap grow concavely (c2 = -4
+                break  # for a disc); c2 > 0 is a wedge: a corner or a straight side at a small angle
+            # not a conic tip (a rod's cap running into straight sides): the chords leave the model
+            # by more than the count's quantisation (< 1 pixel, |v| px of chord)
+            fit = np.sqrt(np.clip(c2 * d * d + c1 * d + c0, 0.0, None))
+            if np.max(np.abs(fit - n * nv)) > 1.5 * nv:
+                break
+            ok = True
+            kfit = int(round(0.6 * (c1 / 8.0) * nv))  # chord^2 ~ 8 rho d at the apex
+            if kfit >= kmax:
+                break
+            if kfit < min_lines:
+                ok = False
+                break
+            kmax, ok = kfit, False
+        if not ok:
             continue
         delta = 2 * c0 / (c1 + np.sqrt(disc))  # apex height above the outermost line, px
         if not -0.5 / nv <= delta <= 1.5 / nv:  # not a smooth apex (a flat end or a spike)
