@@ -97,6 +97,13 @@ def _right_angle_corners(m: np.ndarray) -> np.ndarray:
     return np.concatenate(pts)
 
 
+def _lsq_poly(x: np.ndarray, y: np.ndarray, deg: int) -> np.ndarray:
+    """Least-squares polynomial coefficients, highest power first (np.polyfit without its
+    per-call overhead; x spans a few tens at most, so the normal equations are well posed)."""
+    v = np.vander(x, deg + 1)
+    return np.linalg.solve(v.T @ v, v.T @ y)
+
+
 TIP_DEPTH_FRAC = 0.3  # lattice lines fitted per tip: the outer 30 % of the extent (chords of a conic obey the model at any depth)
 TIP_DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
@@ -138,7 +145,7 @@ def _lattice_tips(m: np.ndarray, *, min_lines: int = 6) -> list:
                 break
             mid = np.bincount(k[sel], weights=t, minlength=kmax + 1) / n
             d = np.arange(kmax + 1) / nv
-            c2, c1, c0 = np.polyfit(d, (n * nv) ** 2, 2)
+            c2, c1, c0 = _lsq_poly(d, (n * nv) ** 2, 2)
             disc = c1 * c1 - 4 * c0 * c2
             if c1 <= 0 or disc < 0 or c2 > 0.5 * nv * nv:  # chords of a cap grow concavely (c2 = -4
                 break  # for a disc); c2 > 0 is a wedge: a corner or a straight side at a small angle
@@ -161,7 +168,7 @@ def _lattice_tips(m: np.ndarray, *, min_lines: int = 6) -> list:
         if not -0.5 / nv <= delta <= 1.5 / nv:  # not a smooth apex (a flat end or a spike)
             continue
         delta = float(np.clip(delta, 0.0, 1.0 / nv))
-        beta, alpha = np.polyfit(d, mid, 1)
+        beta, alpha = _lsq_poly(d, mid, 1)
         keep = 0.4 * d[-1]  # the outline where the fit is tight (its ends carry the run noise)
         dd = -delta + (keep + delta) * np.linspace(0.0, 1.0, kmax + 1) ** 2  # ~even along the outline, few: the hull stays small
         half = 0.5 * np.sqrt(np.clip(c2 * dd * dd + c1 * dd + c0, 0.0, None))
