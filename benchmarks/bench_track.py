@@ -4,7 +4,8 @@ Issue targets: link precision/recall >= 0.995 on 2000 particles x 100 frames wit
 deaths and missed detections; no exception and >= 0.95 in a dense case with 3 px/frame drift;
 wall time within 1.5x of trackpy. Growth-rate errors on the ``growth`` simulator (seeds 0-9;
 per fit: image-fitted axes with Huber-weighted rates, and the mask's Feret diameters for
-comparison; crystals that coalesce with another in the truth are marked).
+comparison; crystals that coalesce with another in the truth are marked). The axes are fitted
+on frames flat-fielded by the static film background (tracking.flatfield).
 Writes results/track.json. ``--quick``: seeds 0-2 only, no linking cases.
 """
 

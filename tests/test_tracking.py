@@ -97,14 +97,17 @@ def test_growth_rates_against_truth(growth_run):
         errs_min.append(row.minor_rate_nm_per_s / (2 * c["vb_px_s"] * 0.5) - 1)
         errs_an.append(row.anisotropy_ratio / c["anisotropy"] - 1)
     # measured on this series (seed 0, axes fitted to the image, Huber-weighted rates) with the film
-    # texture drifting with the crystals (as a real specimen does): minor |error| median 2.7% / max 12%.
-    # Over seeds 0-9 (bench_track, 74 fits) major median 3.0%, minor 4.2%, anisotropy 5.2%. The minor
-    # axis grows only 4-12 px over a track and its per-frame error is ~0.3 px (shot noise and film
-    # texture at 8 e/A^2, the texture now fixed relative to each crystal, so its error no longer
-    # averages out over frames); single fits scatter by several per cent; bounds leave ~2-3 points of margin
-    assert np.median(np.abs(errs_maj)) < 0.035 and np.max(np.abs(errs_maj)) < 0.08
-    assert np.median(np.abs(errs_min)) < 0.06 and np.max(np.abs(errs_min)) < 0.14
-    assert np.median(np.abs(errs_an)) < 0.07 and np.max(np.abs(errs_an)) < 0.10  # issue target <= 10%
+    # texture drifting with the crystals (as a real specimen does). The texture is then static in
+    # specimen coordinates and its error in a fitted edge would not average out over frames, so the
+    # axes are fitted on frames divided by the film background measured where the film is seen
+    # uncovered (tracking.flatfield). Seed 0: major |error| median 1.5% / max 2.9% (2.6% / 7.6% before
+    # the flat-field), minor 1.9% / 10.3% (2.7% / 12%), anisotropy 2.8% / 8.5% (3.9% / 8.0%). Over seeds 0-9
+    # (bench_track, 74 fits) major median 1.6% (was 3.0%), minor 2.7% (4.2%), anisotropy 3.3% (5.2%).
+    # The minor axis grows only 4-12 px over a track, so single fits still scatter by several per
+    # cent; bounds leave ~1-3 points of margin
+    assert np.median(np.abs(errs_maj)) < 0.025 and np.max(np.abs(errs_maj)) < 0.05
+    assert np.median(np.abs(errs_min)) < 0.04 and np.max(np.abs(errs_min)) < 0.13
+    assert np.median(np.abs(errs_an)) < 0.05 and np.max(np.abs(errs_an)) < 0.10  # issue target <= 10%
     # every fitted track used the image-fitted axes
     assert (g["axes"] == "fit").all()
 
@@ -244,3 +247,40 @@ def test_real_stem_series_tracks(real, tmp_path):
     # the 5 frames show the same nanoparticles: most tracks span several frames
     spans = t.groupby("track")["frame"].nunique()
     assert len(t) > 0 and (spans >= 3).sum() >= 0.5 * len(spans)
+
+
+def test_specimen_background_recovers_static_texture():
+    """The film texture moves with the specimen: measured where uncovered, in drift-corrected
+    coordinates, it is recovered, and dividing it out flattens the film (tracking.flatfield)."""
+    from scipy import ndimage as ndi
+
+    from cryomat.tracking.flatfield import flat_field, specimen_background
+
+    rng = np.random.default_rng(3)
+    h = w = 96
+    tex = ndi.gaussian_filter(rng.normal(size=(h + 20, w + 20)), 1.5)
+    tex = 1 + 0.04 * tex / tex.std()
+    yy, xx = np.mgrid[:h, :w]
+    frames, labels, drift = [], [], []
+    for f in range(8):
+        d = (f, -f // 2)  # integer drift (px): the texture moves exactly with the specimen
+        film = tex[10 - d[0]:10 - d[0] + h, 10 - d[1]:10 - d[1] + w]
+        disc = (yy - 48 - d[0]) ** 2 + (xx - 40 - d[1]) ** 2 < (6 + 1.5 * f) ** 2  # a growing crystal
+        frames.append(1000 * film * np.where(disc, 0.7, 1.0) + rng.normal(0, 3, (h, w)))  # 0.3% noise
+        labels.append(disc.astype(np.int32))
+        drift.append(d)
+    frames, labels, drift = np.array(frames), np.array(labels), np.array(drift, float)
+    b, n = specimen_background(frames, labels, drift)
+    seen = n >= 3
+    truth = tex[10:10 + h, 10:10 + w]
+    truth = truth / np.median(truth[seen])
+    # mean of >= 3 frames of 0.3% noise, vs 4% texture: recovered to well under 1% rms
+    assert seen.mean() > 0.6
+    assert np.sqrt(np.mean((b[seen] - truth[seen]) ** 2)) < 0.006
+    flat = flat_field(frames, labels, drift)
+    # last frame's film: seen in >= 3 frames (moved to this frame's drift), away from the crystal
+    film = (ndi.shift(seen.astype(float), drift[-1], order=0) > 0.5) & ~ndi.binary_dilation(labels[-1] > 0,
+                                                                                             iterations=3)
+    # film texture (4% rms) divided out where it was seen: what is left is the noise (~0.3-0.5%)
+    assert np.std(frames[-1][film] / np.median(frames[-1][film])) > 0.03
+    assert np.std(flat[-1][film] / np.median(flat[-1][film])) < 0.01

@@ -228,13 +228,16 @@ def find_events(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int
 
 def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: float | None = None, memory: int = 2,
                  dose_e_per_A2: float | None = None, polarity: str = "auto", min_size_nm: float | None = None,
-                 fit_axes: bool = True, min_fit_frames: int = 5):
+                 fit_axes: bool = True, min_fit_frames: int = 5, flat_field: bool = True):
     """Segment, link and find events. Returns (tracks table, events table, labels).
 
     ``fit_axes``: for tracks of at least ``min_fit_frames`` detections, also measure each
     detection's axes by fitting a blurred elliptical disc to the image
     (:func:`cryomat.tracking.axes.measure_axes`: columns ``major_axis_fit_nm``,
     ``minor_axis_fit_nm`` with standard errors ``*_sd_nm``), which growth rates then use.
+    ``flat_field``: fit the axes on frames divided by the static specimen background (film
+    texture measured where uncovered, in drift-corrected coordinates:
+    :func:`cryomat.tracking.flatfield.flat_field`); segmentation and linking use the raw frames.
     """
     det, labels = detect_series(frames, pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, polarity=polarity,
                                 min_size_nm=min_size_nm)
@@ -265,6 +268,13 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
         from cryomat.tracking.axes import FIT_COLUMNS, measure_axes
 
         pol = {"dark": -1, "bright": 1}.get(polarity)
-        tracks = measure_axes(tracks, frames, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
+        fit_frames = frames
+        if flat_field and n >= 3:
+            from cryomat.tracking.flatfield import flat_field as _flat
+
+            drift = tracks.groupby("frame")[["drift_row_px", "drift_col_px"]].first().reindex(range(n))
+            drift = drift.interpolate(limit_direction="both").fillna(0.0).to_numpy()
+            fit_frames = _flat(frames, labels, drift)
+        tracks = measure_axes(tracks, fit_frames, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
         cols += FIT_COLUMNS
     return tracks[cols].sort_values(["track", "frame"]).reset_index(drop=True), events, labels
