@@ -384,7 +384,7 @@ def denoise_fast(image, *, noise_model: NoiseModel | None = None, local: bool | 
     noise_model : a known model (for example fitted on a whole session); estimated when None.
     local : try the local empirical-Wiener pass with the global result as pilot, kept only when its
         Monte-Carlo SURE is lower. ``"auto"`` (default): tried for images up to 4.2 Mpx (2048^2);
-        larger frames get the global filter alone, which keeps a 4k x 4k frame at ~2.5 CPU-s (the
+        larger frames get the global filter alone, which keeps a 4k x 4k frame at ~1.2-1.9 CPU-s (the
         check costs three more passes).
     tile : tile size (px) of the local pass.
     remove_offsets : remove significant row/column offsets first (part of the noise model).
