@@ -56,6 +56,9 @@ SPLIT_SIGMA_MIN = 0.7
 BOUNDARY_SMOOTH_PX = 1.5
 REFINE_GROW_PER_SIGMA = 2.0  # an object may grow 2 sigma_d + 2 px beyond its detection mask (1.2: F1 -0.04 at 0.3 e/A^2)
 SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+EDGE_FIT = True
+EDGE_BLUR_PX = 0.4
+EDGE_FIT_SIGMA_MAX = 8.0
 NOISE_SAMPLE_PX = 2**21  # noise and median estimated on about this many pixels
 
 
@@ -296,6 +299,26 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     return labels
 
 
+def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols):
+    """Move the outline of ``m`` (a crop) to the edge fitted to the mean contrast profile across
+    it (:func:`cryomat.segmentation.edge.fit_edge`), leaving other objects' pixels out."""
+    from cryomat.segmentation.edge import fit_edge, signed_distance
+
+    sd = signed_distance(m)
+    rc = slice(rows.start // f, -(-rows.stop // f))
+    cc = slice(cols.start // f, -(-cols.stop // f))
+    lc = lab_c[rc, cc]
+    if f > 1:
+        lc = np.repeat(np.repeat(lc, f, axis=0), f, axis=1)
+    r0, c0 = rows.start - rc.start * f, cols.start - cc.start * f
+    lc = lc[r0:r0 + m.shape[0], c0:c0 + m.shape[1]]
+    use = ~((lc > 0) & (lc != i)) | m
+    e, shape = fit_edge(ys[use], sd[use], float(np.hypot(sig, EDGE_BLUR_PX)), radius=float(sd.max()) + 0.5)
+    if shape == "none":
+        return m
+    return sd > e
+
+
 def _refine(smoother: _Smoother, lab_c: np.ndarray, f: int, yd: np.ndarray, s: float, sig_d: float,
             edge_fraction: float | None, noise_ratio: float = 8.0) -> np.ndarray:
     """Per-object boundary at ``edge_fraction`` of the object's contrast, on the lightest
@@ -375,5 +398,8 @@ def _refine(smoother: _Smoother, lab_c: np.ndarray, f: int, yd: np.ndarray, s: f
         m = keep[ml]
         if BOUNDARY_SMOOTH_PX > 0:  # mean-curvature-like smoothing of pixel-scale boundary noise
             m = _gauss(m.astype(np.float32), BOUNDARY_SMOOTH_PX) > 0.5
+        if EDGE_FIT and m.any():
+            sf = min(sig, EDGE_FIT_SIGMA_MAX)
+            m = _edge_fit(m, ys if sf == sig else smoother.crop(sf, rows, cols), sf, lab_c, i, f, rows, cols)
         out[rows, cols] |= m
     return _open_cross(_fill_holes(out))
