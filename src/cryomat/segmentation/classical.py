@@ -59,6 +59,9 @@ SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 EDGE_FIT = True
 EDGE_BLUR_PX = 0.4
 EDGE_FIT_SIGMA_MAX = 8.0
+CORNER_SIGMA_PX = 1.5
+CORNER_BAND_PX = 2.0
+CORNER_SMOOTH_PX = 1.0
 NOISE_SAMPLE_PX = 2**21  # noise and median estimated on about this many pixels
 
 
@@ -299,10 +302,10 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     return labels
 
 
-def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols):
+def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols, smoother=None):
     """Move the outline of ``m`` (a crop) to the edge fitted to the mean contrast profile across
     it (:func:`cryomat.segmentation.edge.fit_edge`), leaving other objects' pixels out."""
-    from cryomat.segmentation.edge import fit_edge, signed_distance
+    from cryomat.segmentation.edge import fit_edge, offset_outline, signed_distance
 
     sd = signed_distance(m)
     rc = slice(rows.start // f, -(-rows.stop // f))
@@ -313,10 +316,20 @@ def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols):
     r0, c0 = rows.start - rc.start * f, cols.start - cc.start * f
     lc = lc[r0:r0 + m.shape[0], c0:c0 + m.shape[1]]
     use = ~((lc > 0) & (lc != i)) | m
-    e, shape = fit_edge(ys[use], sd[use], float(np.hypot(sig, EDGE_BLUR_PX)), radius=float(sd.max()) + 0.5)
+    se = float(np.hypot(sig, EDGE_BLUR_PX))
+    e, shape, b, a = fit_edge(ys[use], sd[use], se, radius=float(sd.max()) + 0.5, return_levels=True)
     if shape == "none":
         return m
-    return sd > e
+    new = offset_outline(sd, e)
+    if shape == "step" and smoother is not None and CORNER_SIGMA_PX > 0 and sig > CORNER_SIGMA_PX:
+        # a flat object's corners, rounded by the wide Gaussian's iso-line: near the outline the
+        # half-height of its step on a light Gaussian instead
+        band = max(CORNER_BAND_PX, se)
+        yl = smoother.crop(CORNER_SIGMA_PX, rows, cols)
+        near = (sd > e - band) & (sd <= e + band) & use
+        new = (sd > e + band) | (near & (yl > b + 0.5 * a))
+        new = _gauss(new.astype(np.float32), CORNER_SMOOTH_PX) > 0.5
+    return new
 
 
 def _refine(smoother: _Smoother, lab_c: np.ndarray, f: int, yd: np.ndarray, s: float, sig_d: float,
@@ -400,6 +413,7 @@ def _refine(smoother: _Smoother, lab_c: np.ndarray, f: int, yd: np.ndarray, s: f
             m = _gauss(m.astype(np.float32), BOUNDARY_SMOOTH_PX) > 0.5
         if EDGE_FIT and m.any():
             sf = min(sig, EDGE_FIT_SIGMA_MAX)
-            m = _edge_fit(m, ys if sf == sig else smoother.crop(sf, rows, cols), sf, lab_c, i, f, rows, cols)
+            m = _edge_fit(m, ys if sf == sig else smoother.crop(sf, rows, cols), sf, lab_c, i, f, rows, cols,
+                          smoother)
         out[rows, cols] |= m
     return _open_cross(_fill_holes(out))

@@ -43,6 +43,8 @@ _F = _dome_table()
 BIN_PX = 0.5
 EDGE_SEARCH_PX = 2.5
 EDGE_STEP_PX = 0.05
+OFFSET_SMOOTH_PX = 0.7
+CURVATURE_CORRECTION = True
 
 
 def _dome(z: np.ndarray) -> np.ndarray:
@@ -55,6 +57,15 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     inside = ndi.distance_transform_edt(mask)
     outside = ndi.distance_transform_edt(~mask)
     return np.where(mask, inside - 0.5, 0.5 - outside)
+
+
+def offset_outline(sd: np.ndarray, e: float, smooth_px: float = OFFSET_SMOOTH_PX) -> np.ndarray:
+    """The mask whose outline lies at signed distance ``e`` (px) from the one of ``sd``. The
+    distance map is smoothed lightly first: a pixel mask's distances come in steps (1, 1.41, 2,
+    2.24 px), which would quantise the move; a Gaussian leaves a linear distance unchanged."""
+    if smooth_px > 0:
+        sd = ndi.gaussian_filter(sd.astype(np.float32), smooth_px, mode="nearest")
+    return sd > e
 
 
 _TEMPLATES: dict = {}
@@ -81,7 +92,8 @@ def _dome_template(rho: float):
 
 
 def fit_edge(values: np.ndarray, dist: np.ndarray, sigma: float, *, search_px: float = EDGE_SEARCH_PX,
-             shapes=("step", "dome"), radius: float | None = None) -> tuple[float, str]:
+             shapes=("step", "dome"), radius: float | None = None, return_levels: bool = False,
+             inside_px: float | None = None):
     """Edge position ``e`` (px, in the coordinates of ``dist``) and the shape that fits best.
 
     Parameters
@@ -93,21 +105,28 @@ def fit_edge(values: np.ndarray, dist: np.ndarray, sigma: float, *, search_px: f
     radius : the cross-section radius (px) of the dome (sphere, rod: the inscribed radius of the
         outline); None: a parabolic edge (sqrt profile) of infinite radius.
 
+    inside_px : samples up to this far inside the outline are fitted (default ``3 sigma + 1``;
+        ``inf``: the whole object, which tells a dome from a plateau best).
+    return_levels : also return ``(b, a)``, the fitted support level and the step height (the
+        contrast of a step object's plateau above the support is ``a``).
+
     Returns
     -------
-    (e, shape); ``e = 0`` and ``"none"`` when the profile has too few samples.
+    (e, shape) or (e, shape, b, a); ``e = 0`` and ``"none"`` when the profile has too few samples.
     """
+    none = (0.0, "none", 0.0, 0.0) if return_levels else (0.0, "none")
     sigma = max(float(sigma), 0.3)
     half = 3.0 * sigma + search_px + BIN_PX
-    sel = (dist >= -half) & (dist <= 3.0 * sigma + 1.0)
+    inner = 3.0 * sigma + 1.0 if inside_px is None else float(inside_px)
+    sel = (dist >= -half) & (dist <= inner)
     if np.count_nonzero(sel) < 20:
-        return 0.0, "none"
+        return none
     k = ((dist[sel] + half) * (1.0 / BIN_PX)).astype(np.intp)
-    nb = int(np.ceil(2 * half / BIN_PX)) + 1
+    nb = int(k.max()) + 1
     cnt = np.bincount(k, minlength=nb)
     ok = cnt >= 3
     if np.count_nonzero(ok) < 6:
-        return 0.0, "none"
+        return none
     w = cnt[ok].astype(float)
     p = np.bincount(k, values[sel], minlength=nb)[ok] / w
     dc = np.bincount(k, dist[sel], minlength=nb)[ok] / w  # mean distance of each bin's samples
@@ -117,7 +136,7 @@ def fit_edge(values: np.ndarray, dist: np.ndarray, sigma: float, *, search_px: f
     sw = w.sum()
     mp = (w @ p) / sw
     wp = w * (p - mp)
-    best = (np.inf, 0.0, "none")
+    best = (np.inf, 0.0, "none", 0.0, 0.0)
     for shape in shapes:
         if shape == "step":
             t = ndtr(z)
@@ -133,5 +152,14 @@ def fit_edge(values: np.ndarray, dist: np.ndarray, sigma: float, *, search_px: f
         rss = np.where(a > 0, -a * stp, np.inf)  # the residual less its constant part
         j = int(np.argmin(rss))
         if rss[j] < best[0]:
-            best = (float(rss[j]), float(es[j]), shape)
-    return best[1], best[2]
+            best = (float(rss[j]), float(es[j]), shape, float(mp - a[j] * mt[j]), float(a[j]))
+    if best[2] == "dome" and radius is not None and abs(best[1]) > 0.5 and len(shapes) > 1:
+        # the cross-section radius came from the outline the edge has moved from: refit with it
+        return fit_edge(values, dist, sigma, search_px=search_px, shapes=("dome",), radius=radius - best[1],
+                        return_levels=return_levels, inside_px=inside_px)
+    # a blurred curved edge's profile lies ~sigma^2 kappa / 2 inside the straight one; averaged
+    # over a closed convex outline kappa is 2 pi / perimeter
+    perimeter = max(float(np.count_nonzero(np.abs(dist) <= 0.5)), 2 * np.pi)
+    e = best[1] - np.pi * sigma**2 / perimeter if CURVATURE_CORRECTION else best[1]
+    best = (best[0], e) + best[2:]
+    return best[1:] if return_levels else best[1:3]
