@@ -21,7 +21,9 @@ square pi/4, ellipse 4 pi A / P^2 with Ramanujan's perimeter). skimage: ``feret_
 ``axis_major_length / axis_minor_length``, ``4 pi area / perimeter^2`` (it has no min Feret).
 Timing: CPU and wall seconds of ``particle_table`` and of ``regionprops`` (those three properties
 evaluated) on one 960 x 960 label image of 400 objects (discs, ellipses, squares, radius 4-20 px).
-Writes ``benchmarks/results/descriptors.json``. Usage::
+Size classes are by the shape's smaller width (``width_0_10px`` ... ``width_50_uppx``).
+Writes ``benchmarks/results/descriptors.json``; ~20 s (``--quick``: ~5 s, writes
+``descriptors_quick.json``). Usage::
 
     python benchmarks/bench_descriptors.py [--quick]
 """

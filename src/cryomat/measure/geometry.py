@@ -1,4 +1,6 @@
-"""Exact planar geometry of closed polygons: area, perimeter, moments, convex hull, Feret diameters.
+"""Exact planar geometry of closed polygons: area, perimeter, moments, convex hull, Feret diameters;
+and the ellipse (or circle) separating two point sets with the widest margin
+(:func:`separating_ellipse`, used to read rasterised discs and ellipses).
 
 Polygons are ``(n, 2)`` arrays of (row, col) vertices, closed implicitly (the last vertex
 connects to the first). All quantities are in the polygon's own length unit (pixels here).
@@ -127,8 +129,6 @@ def feret_diameters(points) -> tuple[float, float, float]:
     return float(np.sqrt(dmax2)), float(width[i]), float(np.arctan2(-e[i, 1], e[i, 0]))
 
 
-LINEARISATIONS = 1
-
 
 def _direct_ellipse(u: np.ndarray, v: np.ndarray, w: np.ndarray | None = None) -> np.ndarray | None:
     """Conic ``(A, B, C, D, E, F)`` (``A u^2 + B uv + C v^2 + D u + E v + F = 0``, an ellipse) of
@@ -194,8 +194,7 @@ def _max_margin(phi, rhs, sign, g, frac, keep, *, extra_rows=None):
     return res.x[:nx], float(res.x[nx])
 
 
-CENTRE_ELLIPSE = True
-CENTRE_TAU = 0.5
+CENTRE_TAU = 0.5  # analytic centre over the conics that keep this fraction of the widest band
 
 
 def _analytic_centre(a: np.ndarray, b: np.ndarray, x0: np.ndarray, wts: np.ndarray,
@@ -251,11 +250,16 @@ def separating_ellipse(inside, outside, *, frac: float = 0.5, circle: bool = Fal
     Kasa circle) fit to the midpoints of the pairs starts; then the conic is moved to the centre
     of the set of separating conics in the sense of the margin: maximise t such that every inside
     point lies at least ``2 frac t`` inside and every outside point at least ``2 (1 - frac) t``
-    outside (first-order geometric distances ``f / |grad f|``, a linear programme in the conic's
-    coefficients, linearised twice). ``frac`` = 0.5 puts the boundary midway between the nearest
-    inside and outside points; a larger value nearer the outside points. When the least-squares
-    conic misclassifies points by more than ``max_violation`` (inside and outside depths summed,
-    in the points' unit) the sets are taken as not conic-separable and None is returned early.
+    outside (first-order geometric distances ``f / |grad f|`` with the gradients of the
+    least-squares conic: a linear programme in the conic's coefficients). ``frac`` = 0.5 puts the
+    boundary midway between the nearest inside and outside points; a larger value nearer the
+    outside points. An ellipse has five parameters and the widest band often leaves one of them
+    (the eccentricity) free along a thin optimal face, whose end the programme returns: the
+    ellipse is then moved to the analytic centre of the conics that keep half of the band
+    (weighted ``frac : 1 - frac``, so the curve keeps its place across the band). When the
+    least-squares conic misclassifies points by more than ``max_violation`` (inside and outside
+    depths summed, in the points' unit) the sets are taken as not conic-separable and None is
+    returned early.
 
     Returns ``{"centre": (row, col), "a": , "b": , "angle_rad": , "margin": }`` (semi-axes a >= b,
     the major axis angle counter-clockwise from the column axis as displayed (rows down), in
@@ -267,7 +271,8 @@ def separating_ellipse(inside, outside, *, frac: float = 0.5, circle: bool = Fal
     Fitzgibbon, Pilu & Fisher, Direct least square fitting of ellipses, IEEE TPAMI 21, 476 (1999),
     doi:10.1109/34.765658; Halir & Flusser, Numerically stable direct least squares fitting of
     ellipses, WSCG (1998); Vapnik, The Nature of Statistical Learning Theory (1995),
-    doi:10.1007/978-1-4757-2440-0 (maximum-margin separation).
+    doi:10.1007/978-1-4757-2440-0 (maximum-margin separation); Boyd & Vandenberghe, Convex
+    Optimization (2004), sec. 8.5 (Chebyshev and analytic centres).
     """
     pin = np.asarray(inside, dtype=np.float64)
     pout = np.asarray(outside, dtype=np.float64)
@@ -297,26 +302,25 @@ def separating_ellipse(inside, outside, *, frac: float = 0.5, circle: bool = Fal
             return None
         phi, rhs = np.c_[u * u, u * v, v * v, u, v, np.ones_like(u)], np.zeros_like(u)
         eq = (np.array([[1.0, 0, 1.0, 0, 0, 0, 0]]), np.array([1.0]))
-    t = None
-    for _ in range(LINEARISATIONS):
-        if circle:
-            g = 2 * np.hypot(u + q[0] / 2, v + q[1] / 2)
-            f = phi @ q - rhs
-        else:
-            g = np.hypot(2 * q[0] * u + q[1] * v + q[3], q[1] * u + 2 * q[2] * v + q[4])
-            f = phi @ q
-        g = np.maximum(g, 1e-12)
-        slack = -sign * f / g  # distance on the correct side (first order)
-        if t is None and slack[sign > 0].min() + slack[sign < 0].min() < -max_violation / s:
-            return None
-        keep = np.zeros(len(u), bool)
-        for side in (sign > 0, sign < 0):
-            keep |= side & (slack <= slack[side].min() + band / s)
-        out = _max_margin(phi, rhs, sign, g, frac, keep, extra_rows=eq)
-        if out is None:
-            return None
-        q, t = out
-    if not circle and CENTRE_ELLIPSE and t > 0:
+    # gradient norms at the least-squares conic: f / g is a signed distance to first order
+    if circle:
+        g = 2 * np.hypot(u + q[0] / 2, v + q[1] / 2)
+        f = phi @ q - rhs
+    else:
+        g = np.hypot(2 * q[0] * u + q[1] * v + q[3], q[1] * u + 2 * q[2] * v + q[4])
+        f = phi @ q
+    g = np.maximum(g, 1e-12)
+    slack = -sign * f / g  # distance on the correct side
+    if slack[sign > 0].min() + slack[sign < 0].min() < -max_violation / s:
+        return None
+    keep = np.zeros(len(u), bool)  # the rows that can bind: near the least-squares curve
+    for side in (sign > 0, sign < 0):
+        keep |= side & (slack <= slack[side].min() + band / s)
+    out = _max_margin(phi, rhs, sign, g, frac, keep, extra_rows=eq)
+    if out is None:
+        return None
+    q, t = out
+    if not circle and t > 0:
         # the widest band often leaves the eccentricity free (a long, thin optimal face; the LP
         # returns one of its ends): take the analytic centre of the conics that keep half of it,
         # weighted frac : 1 - frac so that the curve keeps its place across the band
