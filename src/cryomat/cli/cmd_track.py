@@ -22,6 +22,11 @@ def add_arguments(p):
     p.add_argument("--polarity", choices=["auto", "dark", "bright"], default="auto", help="object contrast")
     p.add_argument("--min-size", type=positive_float, metavar="NM", help="smallest object (equivalent diameter, nm)")
     p.add_argument("--min-track-frames", type=int, default=5, help="frames a track needs for a growth fit (default 5)")
+    import argparse
+
+    p.add_argument("--flat-field", action=argparse.BooleanOptionalAction, default=True,
+                   help="divide out the static film background (texture measured where uncovered, in the film's "
+                        "drift-corrected coordinates) and segment again on the flat-fielded frames (default: on)")
     p.add_argument("--axes", choices=["fit", "feret"], default="fit",
                    help="axis lengths for growth rates: 'fit' a blurred ellipse to each crystal's image (sub-pixel, "
                         "default) or the mask's 'feret' diameters (faster)")
@@ -87,7 +92,7 @@ def run(args) -> int:
     tracks, events, labels = track_series(frames, pixel_size=px, times_s=times, search_range_nm=args.search_range,
                                           memory=args.memory, dose_e_per_A2=args.dose, polarity=args.polarity,
                                           min_size_nm=args.min_size, fit_axes=args.axes == "fit",
-                                          min_fit_frames=max(args.min_track_frames, 3))
+                                          min_fit_frames=max(args.min_track_frames, 3), flat_field=args.flat_field)
     growth = growth_table(tracks, events, min_frames=args.min_track_frames, pixel_size=px)
     out.write_csv("tracks.csv", tracks)
     out.write_csv("events.csv", events)
@@ -105,7 +110,7 @@ def run(args) -> int:
         "n_frames": n, "n_tracks": int(tracks["track"].nunique()) if len(tracks) else 0,
         "n_detections": int(len(tracks)),
         "events": events["event"].value_counts().to_dict() if len(events) else {},
-        "n_growth_fits": int(len(growth)), "growth_axes": args.axes,
+        "n_growth_fits": int(len(growth)), "growth_axes": args.axes, "flat_field": bool(args.flat_field),
         "total_drift_nm": float(np.hypot(*tracks[["drift_row_px", "drift_col_px"]].iloc[-1]) * px / 10) if len(tracks) else 0.0,
     }
     if "psf_sigma_px" in tracks and tracks["psf_sigma_px"].notna().any():

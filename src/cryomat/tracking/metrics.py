@@ -57,13 +57,15 @@ def hota(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame, *, alphas=np.arange(
 
     Returns
     -------
-    ``{"HOTA", "DetA", "AssA"}`` averaged over the localisation thresholds ``alphas``.
+    ``{"HOTA", "DetA", "AssA", "LocA"}`` averaged over the localisation thresholds ``alphas``
+    (LocA: mean similarity of the matched pairs, the localisation accuracy).
     """
     from scipy.optimize import linear_sum_assignment
 
-    res = {"HOTA": [], "DetA": [], "AssA": []}
+    res = {"HOTA": [], "DetA": [], "AssA": [], "LocA": []}
     for a in alphas:
         tp_pairs = []
+        tp_sim = []
         n_fn = n_fp = 0
         for g, p, s in zip(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame):
             if len(g) == 0 or len(p) == 0:
@@ -73,6 +75,7 @@ def hota(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame, *, alphas=np.arange(
             r, c = linear_sum_assignment(-s)
             ok = s[r, c] >= a
             tp_pairs += list(zip(np.asarray(g)[r[ok]], np.asarray(p)[c[ok]]))
+            tp_sim += s[r[ok], c[ok]].tolist()
             n_fn += len(g) - ok.sum()
             n_fp += len(p) - ok.sum()
         ntp = len(tp_pairs)
@@ -82,8 +85,6 @@ def hota(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame, *, alphas=np.arange(
             continue
         pairs = pd.DataFrame(tp_pairs, columns=["g", "p"])
         tpa = pairs.groupby(["g", "p"]).size()
-        g_tot = pairs.groupby("g").size()
-        p_tot = pairs.groupby("p").size()
         # |TPA| / (|TPA| + |FNA| + |FPA|) per TP, using all detections of each id (matched or not)
         gt_count = pd.Series(np.concatenate([np.asarray(x) for x in gt_ids_per_frame])).value_counts()
         pr_count = pd.Series(np.concatenate([np.asarray(x) for x in pr_ids_per_frame])).value_counts()
@@ -97,7 +98,7 @@ def hota(gt_ids_per_frame, pr_ids_per_frame, sim_per_frame, *, alphas=np.arange(
         res["DetA"].append(det_a)
         res["AssA"].append(ass_a)
         res["HOTA"].append(np.sqrt(det_a * ass_a))
-        del g_tot, p_tot
+        res["LocA"].append(float(np.mean(tp_sim)))
     return {k: float(np.mean(v)) for k, v in res.items()}
 
 

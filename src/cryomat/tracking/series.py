@@ -18,7 +18,8 @@ from cryomat.tracking.linking import link
 
 
 def refine_objects(lab: np.ndarray, img: np.ndarray, *, min_sigma: float = 6.0, polarity: str = "auto",
-                   edge_fraction: float = 0.5, min_area_px: int = 4, split_depth: float = 0.2) -> np.ndarray:
+                   edge_fraction: float = 0.5, min_area_px: int = 4, split_depth: float = 0.2,
+                   local_px: int = 10, plateau: bool = True) -> np.ndarray:
     """Crystal masks from a segmentation whose objects may include blobs of film texture.
 
     The segmentation's hysteresis can join a crystal to neighbouring texture blobs (or return
@@ -64,22 +65,34 @@ def refine_objects(lab: np.ndarray, img: np.ndarray, *, min_sigma: float = 6.0, 
         m = comps[sl] == k
         v = ys[sl]
         peak = float(np.percentile(v[m], 95))
-        if v[m].max() < min_sigma * spread:
+        # significance against the film around this object (the film's fluctuation can vary
+        # over the field: e.g. texture left where a flat-field could not measure it)
+        win = tuple(slice(max(0, s.start - local_px), s.stop + local_px) for s in sl)
+        near = ys[win][bg[win]]
+        sig = min_sigma * spread
+        if local_px and near.size >= 100:
+            lb = float(np.median(near))
+            sig = max(sig, lb + min_sigma * 1.4826 * float(np.median(np.abs(near - lb))))
+        if v[m].max() < sig:
             continue
         parts, npart = ndi.label(m & (v >= max(edge_fraction * peak, floor)))
         for j in range(1, npart + 1):
             pm = parts == j
-            own = float(np.percentile(v[pm], 95)) if pm.sum() > 10 else float(v[pm].max())
-            if v[pm].max() < min_sigma * spread:
+            top = own = float(np.percentile(v[pm], 95)) if pm.sum() > 10 else float(v[pm].max())
+            if plateau:
+                inner = ndi.distance_transform_edt(pm) >= 2.5
+                if inner.sum() >= 5:
+                    own = float(np.median(v[inner]))
+            if v[pm].max() < sig:
                 continue
             cut = m & (v >= max(edge_fraction * own, floor))
             sub, nsub = ndi.label(cut)
             # keep the piece(s) of this part's region: those overlapping it
             for q in np.unique(sub[pm & (sub > 0)]):
                 qm = sub == q
-                if qm.sum() < min_area_px or v[qm].max() < min_sigma * spread:
+                if qm.sum() < min_area_px or v[qm].max() < sig:
                     continue
-                for piece in _split_at_saddles(v, qm, own, spread, split_depth, min_area_px):
+                for piece in _split_at_saddles(v, qm, top, spread, split_depth, min_area_px):
                     tgt = out[sl]
                     free = piece & (tgt == 0)
                     if free.sum() >= min_area_px:
@@ -235,13 +248,24 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
     detection's axes by fitting a blurred elliptical disc to the image
     (:func:`cryomat.tracking.axes.measure_axes`: columns ``major_axis_fit_nm``,
     ``minor_axis_fit_nm`` with standard errors ``*_sd_nm``), which growth rates then use.
-    ``flat_field``: fit the axes on frames divided by the static specimen background (film
-    texture measured where uncovered, in drift-corrected coordinates:
-    :func:`cryomat.tracking.flatfield.flat_field`); segmentation and linking use the raw frames.
+    ``flat_field``: two passes. The raw frames are segmented once, the static specimen
+    background (film texture, measured where no object covers it, in the film's own
+    drift-corrected coordinates: :class:`cryomat.tracking.flatfield.FlatField`) is divided out,
+    lazily frame by frame, and the flat-fielded frames are segmented again; linking, events and
+    the axis fits use the second pass. False: one pass on the raw frames.
     """
-    det, labels = detect_series(frames, pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, polarity=polarity,
-                                min_size_nm=min_size_nm)
+    kw = dict(pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, polarity=polarity, min_size_nm=min_size_nm)
+    det, labels = detect_series(frames, **kw)
     n = len(frames)
+    work = frames
+    if flat_field and n >= 3 and not det.empty:
+        from cryomat.tracking.axes import series_polarity
+        from cryomat.tracking.flatfield import FlatField, register_series
+
+        if polarity == "auto":  # one polarity for the series (a frame with few objects can vote wrong alone)
+            kw["polarity"] = polarity = "dark" if series_polarity(frames, labels) < 0 else "bright"
+        work = FlatField(frames, labels, register_series(frames))
+        det, labels = detect_series(work, **kw)
     times = np.arange(n, dtype=float) if times_s is None else np.asarray(times_s, float)
     if len(times) != n:
         raise ValueError(f"{len(times)} frame times given for {n} frames")
@@ -268,13 +292,6 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
         from cryomat.tracking.axes import FIT_COLUMNS, measure_axes
 
         pol = {"dark": -1, "bright": 1}.get(polarity)
-        fit_frames = frames
-        if flat_field and n >= 3:
-            from cryomat.tracking.flatfield import flat_field as _flat
-
-            drift = tracks.groupby("frame")[["drift_row_px", "drift_col_px"]].first().reindex(range(n))
-            drift = drift.interpolate(limit_direction="both").fillna(0.0).to_numpy()
-            fit_frames = _flat(frames, labels, drift)
-        tracks = measure_axes(tracks, fit_frames, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
+        tracks = measure_axes(tracks, work, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
         cols += FIT_COLUMNS
     return tracks[cols].sort_values(["track", "frame"]).reset_index(drop=True), events, labels
