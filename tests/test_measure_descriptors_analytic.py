@@ -122,12 +122,13 @@ def test_boundary_ellipse_rejects_polygons_and_rods():
         assert boundary_ellipse(_raster("rect", s, s, th, off)) is None
         assert boundary_ellipse(_raster("rect", s, 0.4 * s, th, off)) is None
         assert boundary_ellipse(_raster("stadium", s, 0.3 * s, th, off)) is None
-    m = np.zeros((20, 20), bool)
-    m[5:10, 5:10] = True  # a 5 x 5 square: a circle of radius 2.9 separates it, yet it is a square
+    m = np.zeros((30, 30), bool)
+    m[13:16, 5:25] = True  # 3 x 20: an ellipse with b = 2 separates it, its right-angle corners veto
     assert boundary_ellipse(m) is None
     d = shape_descriptors(m)
-    assert d["feret_min_px"] == pytest.approx(5, abs=0.05)
-    assert d["feret_max_px"] == pytest.approx(5 * np.sqrt(2), abs=0.05)
+    # exact pixel-edge extents of an axis-aligned rectangle (the polygon of its sides)
+    assert d["feret_min_px"] == pytest.approx(3, abs=0.05)
+    assert d["feret_max_px"] == pytest.approx(np.hypot(3, 20), abs=0.05)
 
 
 @pytest.mark.parametrize("seed", [41, 42])

@@ -292,7 +292,7 @@ LSQ_MISFIT_PX = 0.3
 # lines 1-3 px wide are separable by thin ellipses whose sharp tips reach past the end pixels
 # without covering a lattice point: not read as ellipses
 MIN_SEMI_AXIS_PX = 2.0
-ELLIPSE_TOLERANCE_PX = 0.05  # first-order margin error allowed when accepting a separating conic
+ELLIPSE_TOLERANCE_PX = 0.05  # first-order margin error allowed when accepting a separating ellipse
 
 
 def _crack_pairs(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -316,7 +316,7 @@ def _crack_pairs(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate(out_in).astype(np.float64) - 1.0, np.concatenate(out_out).astype(np.float64) - 1.0)
 
 
-def boundary_ellipse(mask, *, polygon_checked: bool = False) -> dict | None:
+def boundary_ellipse(mask) -> dict | None:
     """The ellipse (or circle) that was rasterised, when the object's pixel set is one: None when
     no conic separates its boundary pixels from their outside neighbours.
 
@@ -327,10 +327,12 @@ def boundary_ellipse(mask, *, polygon_checked: bool = False) -> dict | None:
     pixels (to ~0.05 px for a 30 px disc), and the curve is placed in that band: a circle when a
     circle separates the sets (a disc's mask is consistent with ellipses of a few per cent
     eccentricity, which would bias the max and min Feret apart), else a general ellipse.
-    Below ``SMALL_POLYGON_AREA_PX`` pixels a square or rectangle can be separable by a conic too
-    (a 5 x 5 square by a circle of radius 2.9): objects that small with exact right-angle pixel
-    corners, or read as a polygon by :func:`_straight_polygon`, are not tested (unless
-    ``polygon_checked``: the caller has ruled them out), neither are objects smaller than
+    A small rectangle can be separable by a conic too (3 x 20 px by an ellipse with b = 2; a
+    square of side <= 5 by a circle): objects below ``SMALL_POLYGON_AREA_PX`` = 100 px with exact
+    right-angle pixel corners are not tested (larger squares and rectangles are no conic's
+    boundary: the corners stick out by ~0.15 x side; the straight-sides test of
+    :func:`_straight_polygon` is not used here, as it takes 1 in ~200 small ellipses (b 5-6 px)
+    for a polygon and misreads its Feret by 2 px), neither are objects smaller than
     ``MIN_AREA_PX`` = 50 px (radius 4) nor
     ellipses thinner than ``2 MIN_SEMI_AXIS_PX`` (4 px) wide. Returns
     ``{"centre", "a", "b", "angle_rad", "margin", "circle"}`` (px, semi-axes a >= b).
@@ -351,16 +353,17 @@ def boundary_ellipse(mask, *, polygon_checked: bool = False) -> dict | None:
     area = int(m.sum())
     if area < MIN_AREA_PX:
         return None
-    if (area < SMALL_POLYGON_AREA_PX and not polygon_checked
-            and (len(_right_angle_corners(m)) or _straight_polygon(m) is not None)):
+    if area < SMALL_POLYGON_AREA_PX and len(_right_angle_corners(m)):
         return None
     pin, pout = _crack_pairs(m)
     # the least-squares conic of a rasterised disc or ellipse misclassifies boundary pixels by at
     # most 0.14 / 0.20 px (inside and outside depths summed; 575 shapes of bench_descriptors);
     # beyond 0.3 px the margin programme is not tried (squares: corners 0.15 x side off any conic)
-    for circle, frac in ((True, CIRCLE_FRAC), (False, ELLIPSE_FRAC)):
+    # a circle only when it truly separates (discs: margin >= 0.01 px over 250 random r 4-12):
+    # near-round ellipses (a - b ~ 0.5 px) are circle-separable within the tolerance
+    for circle, frac, tol in ((True, CIRCLE_FRAC, 0.0), (False, ELLIPSE_FRAC, ELLIPSE_TOLERANCE_PX)):
         fit = separating_ellipse(pin, pout, frac=frac, circle=circle, max_violation=LSQ_MISFIT_PX)
-        if fit is not None and fit["margin"] >= -ELLIPSE_TOLERANCE_PX:
+        if fit is not None and fit["margin"] >= -tol:
             if fit["b"] < MIN_SEMI_AXIS_PX:
                 return None
             fit["circle"] = circle
@@ -507,17 +510,12 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
         hull = _hull(contour)
         a_h, p_h = polygon_area(hull), polygon_perimeter(hull)
         filled = ndi.binary_fill_holes(m)
-        # small squares are conic-separable: polygons first (a small rectangle too thin for
-        # _straight_polygon is thinner than the ellipses boundary_ellipse accepts)
-        small = n < SMALL_POLYGON_AREA_PX
-        poly = _straight_polygon(filled) if small else None
-        ell = boundary_ellipse(filled, polygon_checked=True) if poly is None else None
+        ell = boundary_ellipse(filled)
         if ell is not None:  # a rasterised ellipse or disc: its axes
             fmax, fmin = 2.0 * ell["a"], 2.0 * ell["b"]
             ev = np.array([ell["b"] ** 2, ell["a"] ** 2])
         else:
-            if poly is None and not small:
-                poly = _straight_polygon(filled)
+            poly = _straight_polygon(filled)
             fpts = poly if poly is not None else feret_contour(m, contour=contour)
             fmax, fmin, _ = feret_diameters(_hull(fpts))
     else:
