@@ -27,6 +27,9 @@ def add_arguments(p):
     p.add_argument("--flat-field", action=argparse.BooleanOptionalAction, default=True,
                    help="divide out the static film background (texture measured where uncovered, in the film's "
                         "drift-corrected coordinates) and segment again on the flat-fielded frames (default: on)")
+    p.add_argument("--interpolate-gaps", action=argparse.BooleanOptionalAction, default=True,
+                   help="give frames a track skips (closed gaps) a mask interpolated from the frames around them "
+                        "(rows marked 'interpolated', not used for growth rates; default: on)")
     p.add_argument("--axes", choices=["fit", "feret"], default="fit",
                    help="axis lengths for growth rates: 'fit' a blurred ellipse to each crystal's image (sub-pixel, "
                         "default) or the mask's 'feret' diameters (faster)")
@@ -92,8 +95,10 @@ def run(args) -> int:
     tracks, events, labels = track_series(frames, pixel_size=px, times_s=times, search_range_nm=args.search_range,
                                           memory=args.memory, dose_e_per_A2=args.dose, polarity=args.polarity,
                                           min_size_nm=args.min_size, fit_axes=args.axes == "fit",
-                                          min_fit_frames=max(args.min_track_frames, 3), flat_field=args.flat_field)
-    growth = growth_table(tracks, events, min_frames=args.min_track_frames, pixel_size=px)
+                                          min_fit_frames=max(args.min_track_frames, 3), flat_field=args.flat_field,
+                                          interpolate_gaps=args.interpolate_gaps)
+    seen = ~tracks["interpolated"].astype(bool) if "interpolated" in tracks else slice(None)
+    growth = growth_table(tracks[seen], events, min_frames=args.min_track_frames, pixel_size=px)
     out.write_csv("tracks.csv", tracks)
     out.write_csv("events.csv", events)
     out.write_csv("growth.csv", growth)
@@ -108,7 +113,8 @@ def run(args) -> int:
     rep = Report("Tracking and growth", subtitle=str(args.series))
     results = {
         "n_frames": n, "n_tracks": int(tracks["track"].nunique()) if len(tracks) else 0,
-        "n_detections": int(len(tracks)),
+        "n_detections": int(len(tracks[seen])),
+        "n_interpolated": int(tracks["interpolated"].astype(bool).sum()) if "interpolated" in tracks else 0,
         "events": events["event"].value_counts().to_dict() if len(events) else {},
         "n_growth_fits": int(len(growth)), "growth_axes": args.axes, "flat_field": bool(args.flat_field),
         "total_drift_nm": float(np.hypot(*tracks[["drift_row_px", "drift_col_px"]].iloc[-1]) * px / 10) if len(tracks) else 0.0,

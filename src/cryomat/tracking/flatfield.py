@@ -91,47 +91,68 @@ def background_canvas(frames, labels, drift_rc, *, dilate: int = 3, min_frames: 
     t = len(frames)
     h, w = np.shape(frames[0])
     pad = _pad_for(drift_rc)
-    acc = np.zeros((h + 2 * pad, w + 2 * pad))
-    acc2 = np.zeros_like(acc)
-    cnt = np.zeros_like(acc)
+    shape = (h + 2 * pad, w + 2 * pad)
+    acc = np.zeros(shape)
+    acc2 = np.zeros(shape)
+    cnt = np.zeros(shape, np.float32)
+    buf, okb = np.zeros(shape, np.float32), np.zeros(shape, np.float32)  # frame on the canvas, reused
+    im_s, ok_s = np.empty(shape, np.float32), np.empty(shape, np.float32)
     drift = np.asarray(drift_rc, float)
+    inner = (slice(pad, pad + h), slice(pad, pad + w))
     for f in range(t):
-        img = np.asarray(frames[f], np.float64)
+        img = np.asarray(frames[f])
         cover = np.asarray(labels[f]) > 0
         for g in range(f + 1, min(f + ahead, t - 1) + 1):
             # a nucleus too small to be detected yet darkens the film it sits on: leave out
             # what the next frames' objects cover (moved to this frame's drift)
-            d = np.round(drift[f] - drift[g]).astype(int)
-            cover |= np.roll(np.asarray(labels[g]) > 0, tuple(d), axis=(0, 1))
+            cover |= _moved(np.asarray(labels[g]) > 0, np.round(drift[f] - drift[g]).astype(int))
         film = ~ndi.binary_dilation(cover, iterations=dilate)
         if film.sum() < 100:
             continue
-        rel = np.zeros_like(acc)
-        rel[pad:pad + h, pad:pad + w] = img / float(np.median(img[film]))
-        ok = np.zeros_like(acc)
-        ok[pad:pad + h, pad:pad + w] = film
-        s = (-float(drift_rc[f][0]), -float(drift_rc[f][1]))
-        im_s = ndi.shift(rel, s, order=order, mode="constant", cval=0.0)
-        ok = ndi.shift(ok, s, order=1, mode="constant", cval=0.0) > 0.999
-        acc[ok] += im_s[ok]
-        acc2[ok] += im_s[ok] ** 2
-        cnt[ok] += 1
-    b = np.ones_like(acc)
+        np.divide(img, float(np.median(img[film])), out=buf[inner], casting="unsafe")
+        okb[inner] = film
+        s = (-float(drift[f][0]), -float(drift[f][1]))
+        ndi.shift(buf, s, output=im_s, order=order, mode="constant", cval=0.0)
+        ndi.shift(okb, s, output=ok_s, order=1, mode="constant", cval=0.0)
+        ok = ok_s > 0.999
+        np.add(acc, im_s, out=acc, where=ok)
+        np.multiply(im_s, im_s, out=im_s)
+        np.add(acc2, im_s, out=acc2, where=ok)
+        cnt += ok
     good = cnt >= min_frames
     if not good.any():
-        return b, cnt, pad
-    mean = acc[good] / cnt[good]
-    wt = 1.0
-    if shrink and good.sum() >= 100:
+        return np.ones(shape, np.float32), cnt, pad
+    n = np.maximum(cnt, 1.0)
+    mean = np.divide(acc, n, out=acc)
+    if shrink and good.sum() >= 100 and (cnt[good] >= 2).all():
         # Wiener shrinkage of the per-pixel mean towards 1: the texture is static (variance
         # st2 over pixels), the noise is what varies between frames (variance sn2 per frame),
         # so a pixel seen n times is trusted by st2 / (st2 + sn2 / n)
-        n = cnt[good]
-        sn2 = float(np.median((acc2[good] - n * mean**2) / (n - 1)))
-        st2 = max(float(np.var(mean)) - float(np.mean(sn2 / n)), 0.0)
-        wt = st2 / (st2 + sn2 / n + 1e-30)
-    b[good] = 1.0 + wt * (mean - 1.0)
-    return b, cnt, pad
+        var = acc2
+        var -= n * mean**2
+        var /= np.maximum(n - 1.0, 1.0)
+        sn2 = float(np.median(var[good]))
+        st2 = max(float(np.var(mean[good])) - sn2 * float(np.mean(1.0 / n[good])), 0.0)
+        wt = np.divide(sn2, n, out=var)
+        wt += st2 + 1e-30
+        np.divide(st2, wt, out=wt)
+        mean -= 1.0
+        mean *= wt
+        mean += 1.0
+    mean[~good] = 1.0
+    return mean.astype(np.float32), cnt, pad
+
+
+def _moved(mask: np.ndarray, d) -> np.ndarray:
+    """``mask`` moved by the integer (row, col) ``d``, False where it came from outside."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    dr, dc = int(d[0]), int(d[1])
+    if abs(dr) >= h or abs(dc) >= w:
+        return out
+    out[max(dr, 0):h + min(dr, 0), max(dc, 0):w + min(dc, 0)] = mask[max(-dr, 0):h - max(dr, 0),
+                                                                     max(-dc, 0):w - max(dc, 0)]
+    return out
 
 
 def specimen_background(frames, labels, drift_rc, **kw):

@@ -239,9 +239,76 @@ def find_events(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int
     return out.sort_values(["frame", "event"], kind="stable").reset_index(drop=True)
 
 
+def _mask_in(lab: np.ndarray, lb: int, shift, box) -> np.ndarray:
+    """Object ``lb`` of ``lab`` moved by the integer ``shift`` (row, col), inside ``box`` (two slices)."""
+    out = np.zeros((box[0].stop - box[0].start, box[1].stop - box[1].start), bool)
+    h, w = lab.shape
+    r0, c0 = box[0].start - shift[0], box[1].start - shift[1]
+    rs, cs = max(r0, 0), max(c0, 0)
+    re, ce = min(r0 + out.shape[0], h), min(c0 + out.shape[1], w)
+    if re > rs and ce > cs:
+        out[rs - r0:re - r0, cs - c0:ce - c0] = lab[rs:re, cs:ce] == lb
+    return out
+
+
+def fill_gaps(tracks: pd.DataFrame, labels: np.ndarray, *, min_area_px: int = 4):
+    """Masks for the frames a track skips (closed gaps: the crystal was there but not detected,
+    e.g. out of its Bragg condition for a frame). For each missing frame the masks before and
+    after the gap are moved by the drift and their signed distances interpolated linearly in
+    time (shape-based interpolation: Raya & Udupa, IEEE TMI 9, 32, 1990, doi:10.1109/42.52980);
+    pixels of other objects are left to them. Returns (tracks with the new rows, labels, changed
+    in place); new rows have ``interpolated`` True, the centroid of their mask, and NaN for
+    every measured column (nothing was seen)."""
+    from scipy import ndimage as ndi
+
+    tr = tracks.copy()
+    tr["interpolated"] = False
+    n = len(labels)
+    drift = tr.groupby("frame")[["drift_row_px", "drift_col_px"]].first().reindex(range(n))
+    drift = drift.interpolate(limit_direction="both").fillna(0.0).to_numpy()
+    boxes: dict[int, list] = {}
+    new = []
+    for tid, g in tr.sort_values("frame").groupby("track"):
+        fr, lb = g["frame"].to_numpy(int), g["label"].to_numpy(int)
+        for k in np.flatnonzero(np.diff(fr) > 1):
+            ends = []
+            for f0, l0 in ((fr[k], lb[k]), (fr[k + 1], lb[k + 1])):
+                if f0 not in boxes:
+                    boxes[f0] = ndi.find_objects(labels[f0])
+                ends.append((f0, l0, boxes[f0][l0 - 1]))
+            for f in range(fr[k] + 1, fr[k + 1]):
+                shifts = [np.round(drift[f] - drift[f0]).astype(int) for f0, _, _ in ends]
+                lo = np.min([[b[0].start + d[0], b[1].start + d[1]] for (_, _, b), d in zip(ends, shifts)], 0) - 3
+                hi = np.max([[b[0].stop + d[0], b[1].stop + d[1]] for (_, _, b), d in zip(ends, shifts)], 0) + 3
+                lo, hi = np.maximum(lo, 0), np.minimum(hi, labels[f].shape)
+                if np.any(hi <= lo):
+                    continue
+                box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]))
+                a = (f - fr[k]) / (fr[k + 1] - fr[k])
+                sd = 0.0
+                for wgt, (f0, l0, _), d in zip((1 - a, a), ends, shifts):
+                    m = _mask_in(labels[f0], l0, d, box)
+                    sd = sd + wgt * (ndi.distance_transform_edt(m) - ndi.distance_transform_edt(~m))
+                sub = labels[f][box]
+                m = (sd > 0) & (sub == 0)
+                if m.sum() < min_area_px:
+                    continue
+                nl = int(labels[f].max()) + 1
+                sub[m] = nl
+                boxes.pop(f, None)
+                rr, cc = np.nonzero(m)
+                new.append({"track": tid, "frame": f, "label": nl, "row_px": rr.mean() + lo[0],
+                            "col_px": cc.mean() + lo[1], "drift_row_px": drift[f][0], "drift_col_px": drift[f][1],
+                            "interpolated": True})
+    if new:
+        tr = pd.concat([tr, pd.DataFrame(new)], ignore_index=True)
+    return tr, labels
+
+
 def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: float | None = None, memory: int = 2,
                  dose_e_per_A2: float | None = None, polarity: str = "auto", min_size_nm: float | None = None,
-                 fit_axes: bool = True, min_fit_frames: int = 5, flat_field: bool = True):
+                 fit_axes: bool = True, min_fit_frames: int = 5, flat_field: bool = True,
+                 interpolate_gaps: bool = True):
     """Segment, link and find events. Returns (tracks table, events table, labels).
 
     ``fit_axes``: for tracks of at least ``min_fit_frames`` detections, also measure each
@@ -253,6 +320,9 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
     drift-corrected coordinates: :class:`cryomat.tracking.flatfield.FlatField`) is divided out,
     lazily frame by frame, and the flat-fielded frames are segmented again; linking, events and
     the axis fits use the second pass. False: one pass on the raw frames.
+    ``interpolate_gaps``: frames a track skips (gaps closed by linking, up to ``memory``) get a
+    mask interpolated from the frames around them (:func:`fill_gaps`; rows with ``interpolated``
+    True and NaN measurements, which growth fits leave out).
     """
     kw = dict(pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, polarity=polarity, min_size_nm=min_size_nm)
     det, labels = detect_series(frames, **kw)
@@ -276,6 +346,7 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
             from cryomat.tracking.axes import FIT_COLUMNS
 
             cols += FIT_COLUMNS
+        cols += ["interpolated"] if interpolate_gaps else []
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=["event", "frame", "tracks", "into_track"]), labels
     if search_range_nm is None:
         # default: half the median object size plus the allowance for drift residuals
@@ -294,4 +365,8 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
         pol = {"dark": -1, "bright": 1}.get(polarity)
         tracks = measure_axes(tracks, work, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
         cols += FIT_COLUMNS
+    if interpolate_gaps:
+        tracks, labels = fill_gaps(tracks, labels)
+        tracks["time_s"] = times[tracks["frame"].to_numpy(int)]
+        cols.append("interpolated")
     return tracks[cols].sort_values(["track", "frame"]).reset_index(drop=True), events, labels
