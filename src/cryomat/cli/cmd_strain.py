@@ -56,7 +56,7 @@ def run(args) -> int:
     show_image(ax[0, 0], image, pixel_size=px, title="image")
     for a, name in zip(ax[0, 1:], ("exx", "eyy", "exy", "rotation_deg")):
         v = getattr(r, name)
-        lim = max(np.percentile(np.abs(v), 98), 1e-6)
+        lim = max(np.nanpercentile(np.abs(v), 98), 1e-6)
         im = a.imshow(v, cmap="RdBu_r", vmin=-lim, vmax=lim)
         a.set_axis_off()
         a.set_title(name, fontsize=9)
@@ -66,7 +66,9 @@ def run(args) -> int:
     results = {"pixel_size_A": px, "g1_per_A": r.g1_per_A.tolist(), "g2_per_A": r.g2_per_A.tolist(),
                "d1_A": float(1 / np.linalg.norm(r.g1_per_A)), "d2_A": float(1 / np.linalg.norm(r.g2_per_A)),
                "whole_image": whole, "reference_region": r.summary(mask) if mask is not None else None,
-               "units": "strain dimensionless (x along columns, y along rows); rotation in degrees"}
+               "edge_border_px": r.border_px,
+               "units": "strain dimensionless (x along columns, y along rows); rotation in degrees; maps NaN within "
+                        "edge_border_px of the image edge (lock-in filter one-sided there)"}
     rep = Report("Geometric phase analysis", subtitle=str(args.image))
     rep.add_metrics({"d1_A": results["d1_A"], "d2_A": results["d2_A"], **whole})
     rep.add_figure("strain.png", "Strain and rotation maps (x along columns, y along rows)")

@@ -35,7 +35,7 @@ doi:10.1107/S0021889899010894 (ratio-and-angle indexing of spot patterns).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ import pandas as pd
 from cryomat.lattice.phases import Phase, get_phase
 
 DEFAULT_PHASES = ("Li", "Li2O", "LiF", "Li2CO3", "ice-Ih", "ice-Ic")
+_LAST_RESULTS: list = []
 
 
 @dataclass
@@ -59,12 +60,16 @@ class ZoneMatch:
     mirrored: bool
     matched: dict = field(default_factory=dict)  # peak index -> (h, k, l, d_template_A)
     n_noncollinear: int = 0
-    confirmed: list = field(default_factory=list)  # (h, k, l, kx, ky) predicted spots seen below snr_min
+    confirmed: list = field(default_factory=list)  # (h, k, l, kx, ky, p) predicted spots seen below snr_min
+    pooled_p_off_line: float = 1.0  # Fisher p of the predicted spots off the line of the detected ones
+    pooled_p: float = 1.0  # Fisher p of all undetected predicted spots
+    predicted: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)  # (kx, ky) of every template spot
 
     def to_dict(self) -> dict:
         return {"name": self.phase, "zone_axis": list(self.zone_axis), "score": round(self.score, 4),
                 "explained_fraction": round(self.explained, 4), "template_recall": round(self.recall, 4),
                 "matched_peaks": len(self.matched), "confirmed_weak_spots": len(self.confirmed) // 2,
+                "off_line_pooled_p": float(f"{self.pooled_p_off_line:.3g}"),
                 "scale_factor": round(self.scale_factor, 5),
                 "rotation_deg": round(self.rotation_deg, 3), "mirrored": self.mirrored}
 
@@ -129,8 +134,60 @@ def _fit(P, G):
     return float(abs(z)), float(np.angle(z))
 
 
+def _half_plane(Q):
+    """True for one spot of each Friedel pair (ky > 0, or ky ~ 0 and kx > 0)."""
+    eps = 1e-9
+    return (Q[:, 1] > eps) | ((np.abs(Q[:, 1]) <= eps) & (Q[:, 0] > 0))
+
+
+def _off_line(Q, V, min_angle_deg=8.0):
+    """True for vectors Q whose direction differs by more than ``min_angle_deg`` from every vector in V."""
+    if len(V) == 0:
+        return np.ones(len(Q), bool)
+    aq = np.degrees(np.arctan2(Q[:, 1], Q[:, 0]))[:, None]
+    av = np.degrees(np.arctan2(V[:, 1], V[:, 0]))[None, :]
+    d = np.abs(aq - av) % 180.0
+    return np.all(np.minimum(d, 180.0 - d) > min_angle_deg, axis=1)
+
+
+def _pooled(evidence, Q, wg, detected, P_ok, weak_F2_pool):
+    """Per-spot p-values of the predicted spots in the predicted-spot test, and Fisher-combined p-values.
+
+    Returns (p_spot, off, p_off, p_all): ``off`` marks the undetected predicted spots (one per Friedel
+    pair, |F|^2 >= ``weak_F2_pool`` of the strongest) off the line of the detected spots, p_off
+    their Fisher-combined p-value (the second lattice direction when all detected spots are collinear),
+    p_all the Fisher-combined p-value of all undetected predicted spots.
+    """
+    pooled = getattr(evidence, "pooled", None) if evidence is not None else None
+    if pooled is None:
+        return None, np.zeros(len(Q), bool), 1.0, 1.0
+    _z, p = pooled.pvalues(Q[:, 0], Q[:, 1])
+    use = _half_plane(Q) & ~detected & (wg >= weak_F2_pool) & (p < 1.0)
+    off = use & _off_line(Q, P_ok)
+    p_off = _fisher(p[off]) if off.any() else 1.0
+    return p, off, p_off, _fisher(p[use])
+
+
+def _friedel_mates(Q, mask):
+    """Mask of the template spots that are the Friedel mates (-g) of the spots in ``mask``."""
+    out = np.zeros(len(Q), bool)
+    for i in np.flatnonzero(mask):
+        d = np.linalg.norm(Q + Q[i], axis=1)
+        out[np.argmin(d)] = True
+    return out
+
+
+def _fisher(p) -> float:
+    from scipy.stats import chi2
+
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        return 1.0
+    return float(chi2.sf(-2.0 * np.log(np.clip(p, 1e-300, 1.0)).sum(), 2 * p.size))
+
+
 def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_min, evidence=None, alpha=0.002,
-              weak_F2=0.01):
+              weak_F2=0.01, weak_F2_pool=0.02):
     ph, uvw, g, wg, hkl, dd = item
     for _ in range(2):
         j, ok, gg, Q = _match(P, g, s, theta, mirror, k_tol, rel_tol)
@@ -150,10 +207,16 @@ def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_
     found[j[ok]] = True
     confirmed = np.zeros(len(g), bool)
     p_conf = np.ones(len(g))
+    p_off, off, p_all = 1.0, np.zeros(len(g), bool), 1.0
     if evidence is not None:
         # a predicted spot below the detection threshold is still seen if the spectrum is significant
         # exactly where the hypothesis puts it (no search, so a p-value of alpha suffices)
-        _z, p = evidence.significance(Q[:, 0], Q[:, 1])
+        detected = found.copy()
+        p_spot, off, p_off, p_all = _pooled(evidence, Q, wg, detected, P[ok], weak_F2_pool)
+        if p_spot is None:
+            _z, p = evidence.significance(Q[:, 0], Q[:, 1])
+        else:
+            p = p_spot
         confirmed = (p <= alpha) & ~found
         found |= confirmed
         p_conf = p
@@ -161,13 +224,19 @@ def _evaluate(P, wP, kmax, item, s, theta, mirror, k_tol, rel_tol, sigma_s, snr_
     # a missing template spot counts against the hypothesis only as far as it should have been
     # seen: its expected SNR is the observed SNR per unit |F|^2 of the matched spots times its |F|^2
     per_w = np.median(wP[ok] / np.maximum(wg[j[ok]], 1e-6))
-    vis = np.clip((per_w * wg - snr_min) / (2.0 * snr_min), 0.0, 1.0)
+    expected = per_w * wg
+    vis = np.clip((expected - snr_min) / (2.0 * snr_min), 0.0, 1.0)
     vis[found] = 1.0
     wv = wg * vis
-    recall = float(wv[found & inrange].sum() / max(wv[inrange].sum(), 1e-12))
+    # a spot seen only below the detection threshold where the hypothesis expects it far above
+    # (SNR > 2 snr_min) is only partly found: e.g. Li2O [100]'s weak (002) at the place of ice Ic
+    # [100]'s strongest (022) under a 2.6 % scale change
+    credit = np.ones(len(g))
+    credit[confirmed] = np.clip(2.0 * snr_min / np.maximum(expected[confirmed], 1e-12), 0.0, 1.0)
+    recall = float((wv * credit)[found & inrange].sum() / max(wv[inrange].sum(), 1e-12))
     prior = math.exp(-0.5 * (math.log(s) / sigma_s) ** 2)
     score = explained * recall * prior
-    return score, explained, recall, s, theta, j, ok, confirmed, Q, p_conf
+    return score, explained, recall, s, theta, j, ok, confirmed, Q, p_conf, (p_off, off, p_all)
 
 
 def _noncollinear(vectors, min_angle_deg=8.0) -> int:
@@ -181,7 +250,7 @@ def _noncollinear(vectors, min_angle_deg=8.0) -> int:
 
 
 def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s, angle_tol_deg, n_anchor, snr_min,
-            evidence=None, confirm_p=0.002, confirm_p_direction=5e-4):
+            evidence=None, confirm_p=0.002, confirm_p_direction=5e-4, pool_p_direction=1e-5):
     """Best hypothesis per (phase, zone axis) for observed half-plane vectors P with weights wP."""
     order = np.argsort(-wP)
     anchors = []
@@ -193,8 +262,9 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
             if min(ang, 180 - ang) > 8.0:
                 anchors.append((top[a], top[b]))
     single = not anchors
-    if single:
-        anchors = [(order[0], None)]
+    # the strongest spot alone is always an anchor too: a stray noise spot must not hide a zone whose
+    # other spots are only seen jointly in the spectrum (e.g. ice Ih [2-10]: 3.68 A + weak 1.48 A)
+    anchors = anchors[:6] + [(order[0], None)]
     Pfull = np.concatenate([P, -P])
     wfull = np.concatenate([wP, wP])
     results = []
@@ -202,7 +272,7 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
         ph, uvw, g, wg, hkl, dd = item
         glen = np.linalg.norm(g, axis=1)
         best = None
-        for ia, ib in anchors[:6]:
+        for ia, ib in anchors:
             pa = P[ia]
             la = np.linalg.norm(pa)
             s_a = la / glen
@@ -238,7 +308,7 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
                     break
         if best is None:
             continue
-        (score, explained, recall, s, theta, j, ok, conf, Q, pconf), mirror = best
+        (score, explained, recall, s, theta, j, ok, conf, Q, pconf, (p_off, off, p_all)), mirror = best
         n = len(P)
         matched = {}
         for idx in range(2 * n):
@@ -254,11 +324,70 @@ def _search(P, wP, kmax, templates, *, k_tol, rel_tol, scale_tolerance, sigma_s,
         strong_conf = conf & (pconf <= confirm_p_direction)
         seen_vectors = np.concatenate([P[list(matched)], Q[strong_conf]]) if matched else Q[strong_conf]
         ncol = _noncollinear(seen_vectors) if len(seen_vectors) else 0
-        confirmed = [(*(int(x) for x in hkl[i]), float(Q[i, 0]), float(Q[i, 1])) for i in np.flatnonzero(conf)]
+        if ncol < 2 and len(matched) and p_off <= pool_p_direction:
+            # the predicted spots off the detected line are jointly significant at a level that
+            # survives the search over hypotheses: they supply the second lattice direction, and
+            # those clearly above the noise themselves (p <= 0.01) are listed as seen, so a rival
+            # that does not predict them cannot make the answer ambiguous
+            ncol = 2
+            conf = conf | (off & (pconf <= 0.01))
+            conf |= _friedel_mates(Q, conf)
+        confirmed = [(*(int(x) for x in hkl[i]), float(Q[i, 0]), float(Q[i, 1]), float(pconf[i]))
+                     for i in np.flatnonzero(conf)]
         results.append(ZoneMatch(phase=ph.name, zone_axis=tuple(int(x) for x in uvw), score=score, explained=explained,
                                  recall=recall, scale_factor=s, rotation_deg=math.degrees(theta), mirrored=mirror,
-                                 matched=matched, n_noncollinear=ncol, confirmed=confirmed))
+                                 matched=matched, n_noncollinear=ncol, confirmed=confirmed, pooled_p_off_line=p_off,
+                                 pooled_p=p_all, predicted=Q))
     return results, single
+
+
+def _predicted_by(m: ZoneMatch, V, k_tol, rel_tol) -> np.ndarray:
+    """True for each vector of V (1/A) within the matching tolerance of a spot hypothesis ``m`` predicts."""
+    V = np.asarray(V, dtype=np.float64).reshape(-1, 2)
+    Q = m.predicted
+    if not len(V):
+        return np.zeros(0, bool)
+    if not len(Q):
+        return np.zeros(len(V), bool)
+    d = np.linalg.norm(V[:, None, :] - Q[None, :, :], axis=2).min(axis=1)
+    return d <= k_tol + rel_tol * np.linalg.norm(V, axis=1)
+
+
+def _rescore_confirmed(res, P, wP, *, earlier, k_tol, rel_tol, pool_p, weight):
+    """Scores with the jointly confirmed weak spots of all hypotheses added to the evidence to explain.
+
+    The evidence set U: weak spots (p <= confirm_p each) of every hypothesis whose undetected
+    predicted spots are jointly significant at ``pool_p`` (Fisher), one per Friedel pair, minus
+    those an earlier domain predicts. Each counts up to ``weight`` (in detected-spot SNR units) in
+    the explained fraction, so e.g. LiF [100] explaining two ~2.0 A spots of ice Ih [101] loses to
+    ice Ih, whose ten further predicted spots are seen in the spectrum.
+    """
+    pts = [np.array([c[3:6] for c in m.confirmed]) for m in res if m.pooled_p <= pool_p and m.confirmed]
+    if not pts:
+        return res
+    U = np.concatenate(pts)
+    U = U[_half_plane(U[:, :2])]
+    keep = []
+    for v in U[np.argsort(U[:, 2])]:  # one entry per position
+        if all(np.linalg.norm(v[:2] - u[:2]) > k_tol for u in keep):
+            keep.append(v)
+    U = np.array(keep)
+    for m in earlier:
+        U = U[~_predicted_by(m, U[:, :2], k_tol, rel_tol)]
+    if not len(U):
+        return res
+    # a confirmed spot at p <= 1e-6 weighs as much as a spot at the detection threshold, one at the
+    # confirmation limit (p = 0.002) about half as much
+    wu = weight * np.clip(np.log(U[:, 2]) / math.log(1e-6), 0.0, 1.0)
+    U = U[:, :2]
+    W = float(np.sum(wP))
+    out = []
+    for m in res:
+        hit = _predicted_by(m, np.concatenate([U, -U]), k_tol, rel_tol)
+        got = float(np.sum(wu * (hit[:len(U)] | hit[len(U):])))
+        e2 = (m.explained * W + got) / (W + float(wu.sum()))
+        out.append(replace(m, score=m.score * e2 / max(m.explained, 1e-12), explained=e2))
+    return out
 
 
 def _spacing_twins(P, templates, tol) -> list[str]:
@@ -279,7 +408,8 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
                     sigma_scale: float = 0.03, angle_tol_deg: float = 3.0, ambiguity_ratio: float = 0.85,
                     min_score: float = 0.3, max_domains: int = 3, max_index: int = 2, d_min: float | None = None,
                     n_anchor: int = 5, snr_min: float = 12.0, use_spectrum: bool = True,
-                    confirm_p: float = 0.002, confirm_p_direction: float = 5e-4) -> PhaseID:
+                    confirm_p: float = 0.002, confirm_p_direction: float = 5e-4,
+                    pool_p_direction: float = 1e-5, confirmed_weight: float = 1.0) -> PhaseID:
     """Index FFT spots against a phase library and name the phase(s), or say it cannot.
 
     Parameters
@@ -338,7 +468,7 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
     dmin = d_min if d_min is not None else 0.97 / kobs.max()
     if evidence is not None and d_min is None:
         # predicted spots up to 2 x the largest detected |k| can still be confirmed in the spectrum
-        dmin = max(dmin / 2.0, 1.0 / evidence.k_max_per_A)
+        dmin = max(min(dmin / 2.0, 1.2), 1.0 / evidence.k_max_per_A)
     templates = _Templates(phases, d_min=dmin, max_index=max_index, temperature_K=temperature_K)
     remaining = np.arange(len(pk))
     for _dom in range(max_domains):
@@ -349,13 +479,20 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
         res, single = _search(P, wP, kmax, templates, k_tol=k_tol_per_A, rel_tol=rel_tol,
                               scale_tolerance=scale_tolerance, sigma_s=sigma_scale, angle_tol_deg=angle_tol_deg,
                               n_anchor=n_anchor, snr_min=snr_min, evidence=evidence, confirm_p=confirm_p,
-                              confirm_p_direction=confirm_p_direction)
+                              confirm_p_direction=confirm_p_direction, pool_p_direction=pool_p_direction)
         if not res:
             if _dom == 0:
                 out.append({"name": "unknown", "reason": "no library zone axis matches the spot spacings and angles",
                             "matched_peaks": 0})
             break
-        res.sort(key=lambda m: -m.score)
+        # weak spots that some hypothesis confirmed as a jointly significant set are evidence every
+        # hypothesis has to explain: one that does not predict them explains less of the spectrum
+        res = _rescore_confirmed(res, P, wP, earlier=matches, k_tol=k_tol_per_A, rel_tol=rel_tol,
+                                 pool_p=pool_p_direction, weight=confirmed_weight * snr_min)
+        _LAST_RESULTS[:] = res  # diagnostics
+        # with one detected lattice direction, a hypothesis whose predicted off-line spots are jointly
+        # significant (see pool_p_direction) is preferred to ones that only explain the one spacing
+        res.sort(key=lambda m: (-(single and m.n_noncollinear >= 2), -m.score))
         best = res[0]
         per_phase: dict[str, ZoneMatch] = {}
         for m in res:
@@ -373,16 +510,15 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
             if not a.confirmed:
                 return 0
             va = np.array([c[3:5] for c in a.confirmed])
-            vb = np.array([c[3:5] for c in b.confirmed]) if b.confirmed else np.zeros((0, 2))
-            vb = np.concatenate([vb, P[list(b.matched)], -P[list(b.matched)]]) if b.matched else vb
-            if not len(vb):
-                return len(va)
-            d = np.linalg.norm(va[:, None, :] - vb[None, :, :], axis=2).min(axis=1)
-            return int(np.sum(d > k_tol_per_A + rel_tol * np.linalg.norm(va, axis=1)))
+            return int(np.sum(~_predicted_by(b, va, k_tol_per_A, rel_tol)))
 
         # a rival that leaves significant predicted spots of the best unexplained, while the best
         # explains all of the rival's, has lost on the evidence even if its score is close
+        # the calibration prior alone does not make a rival: its fit to the spots (explained x
+        # recall) has to be close too (ice Ic [111] vs its Ih [0001] twin, 0.5 % apart in scale: a
+        # 3 % pixel-size error favours whichever twin's cell is nearer, whatever the spots say)
         rivals = [m for name, m in per_phase.items() if name != best.phase and m.score >= ambiguity_ratio * best.score
+                  and m.explained * m.recall >= ambiguity_ratio * best.explained * best.recall
                   and _overlap(m) >= 0.5 and not (_uncovered(best, m) > 0 and _uncovered(m, best) == 0)]
         entry = best.to_dict()
         if best.score < min_score or best.n_noncollinear < 2 and not single:

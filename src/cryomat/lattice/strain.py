@@ -10,6 +10,13 @@ one that makes the mean phase gradient zero in the reference region (default: th
 Axes: x along columns, y along rows (so ``exx`` is the strain along the image columns);
 maps are dimensionless strain, rotation in degrees (counter-clockwise in (x, y)).
 
+Edges: the lock-in low-pass is a normalised convolution on a zero-padded field (image and its
+support both filtered, then divided), so no part of the map mixes the opposite edge of the image in
+the way a periodic FFT filter does; pixels closer than ``2 sigma`` to the border, where the filter
+sees less than ~98 % of its footprint inside the image and becomes one-sided, are set to NaN
+(``GPAResult.border_px``).
+Knutsson & Westin, Proc. CVPR 1993, 515, doi:10.1109/CVPR.1993.341081 (normalised convolution).
+
 References
 ----------
 Hytch, Snoeck & Kilaas, Ultramicroscopy 74, 131 (1998), doi:10.1016/S0304-3991(98)00035-7.
@@ -22,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cryomat.lattice.superlattice import lock_in
 
 
 @dataclass(frozen=True)
@@ -39,14 +45,17 @@ class GPAResult:
     g2_per_A: np.ndarray
     amplitude1: np.ndarray
     amplitude2: np.ndarray
+    border_px: int = 0  # maps are NaN within this many pixels of the image edge
 
     def summary(self, mask=None) -> dict:
+        """Mean and standard deviation of each map over ``mask`` (default: all), NaN border left out."""
         m = np.ones(self.exx.shape, bool) if mask is None else mask
         out = {}
         for k in ("exx", "eyy", "exy", "rotation_deg"):
             v = getattr(self, k)[m]
-            out[f"{k}_mean"] = float(np.mean(v))
-            out[f"{k}_std"] = float(np.std(v))
+            v = v[np.isfinite(v)]
+            out[f"{k}_mean"] = float(np.mean(v)) if v.size else float("nan")
+            out[f"{k}_std"] = float(np.std(v)) if v.size else float("nan")
         return out
 
 
@@ -64,6 +73,34 @@ def choose_reflections(image, *, pixel_size: float, d_min: float | None = None) 
         if 30 < ang < 150:
             return g1, g
     raise ValueError("all strong lattice spots are collinear; GPA needs two directions")
+
+
+def lock_in_padded(image, k_per_A, *, pixel_size: float, sigma_A: float) -> tuple[np.ndarray, np.ndarray]:
+    """Local amplitude and phase of the Fourier component ``k_per_A`` without wrap-around.
+
+    As :func:`cryomat.lattice.superlattice.lock_in`, but the Gaussian low-pass of the demodulated
+    image is a normalised convolution on a field zero-padded by 4 sigma: ``LP(d W) / LP(W)`` with
+    W the image support, so a pixel near one edge averages only image pixels near it.
+    """
+    a = np.asarray(image, dtype=np.float64)
+    a = a - a.mean()
+    kx, ky = float(k_per_A[0]), float(k_per_A[1])
+    pad = int(math.ceil(4.0 * sigma_A / pixel_size))
+    nr, nc = a.shape[0] + 2 * pad, a.shape[1] + 2 * pad
+    rows = np.arange(a.shape[0])[:, None] * pixel_size
+    cols = np.arange(a.shape[1])[None, :] * pixel_size
+    demod = np.zeros((nr, nc), complex)
+    demod[pad:pad + a.shape[0], pad:pad + a.shape[1]] = a * np.exp(-2j * np.pi * (kx * cols + ky * rows))
+    support = np.zeros((nr, nc))
+    support[pad:pad + a.shape[0], pad:pad + a.shape[1]] = 1.0
+    fr = np.fft.fftfreq(nr, pixel_size)[:, None]
+    fc = np.fft.fftfreq(nc, pixel_size)[None, :]
+    lp = np.exp(-2 * (np.pi * sigma_A) ** 2 * (fr**2 + fc**2))
+    z = np.fft.ifft2(np.fft.fft2(demod) * lp)
+    w = np.real(np.fft.ifft2(np.fft.fft2(support) * lp))
+    crop = (slice(pad, pad + a.shape[0]), slice(pad, pad + a.shape[1]))
+    z = z[crop] / np.maximum(w[crop], 1e-6)
+    return 2 * np.abs(z), np.angle(z)
 
 
 def _grad_phase(phase: np.ndarray, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +124,8 @@ def gpa(image, *, pixel_size: float, g1=None, g2=None, sigma_A: float | None = N
 
     Returns
     -------
-    :class:`GPAResult`.
+    :class:`GPAResult`; maps are NaN within ``border_px`` = ceil(2 sigma / pixel_size) of the edge
+    (less on images narrower than 4 border widths).
     """
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
@@ -101,7 +139,7 @@ def gpa(image, *, pixel_size: float, g1=None, g2=None, sigma_A: float | None = N
     sigma = sigma_A or 2.0 / min(np.linalg.norm(g1), np.linalg.norm(g2))
     mask = np.ones(img.shape, bool) if reference_mask is None else np.asarray(reference_mask, bool)
     # keep well clear of the borders, where the low-pass reaches outside the image
-    b = int(min(2 * sigma / pixel_size, min(img.shape) // 4))
+    b = int(min(math.ceil(2 * sigma / pixel_size), min(img.shape) // 4))
     inner = np.zeros(img.shape, bool)
     inner[b:img.shape[0] - b, b:img.shape[1] - b] = True
     ref = mask & inner if (mask & inner).any() else mask
@@ -109,10 +147,10 @@ def gpa(image, *, pixel_size: float, g1=None, g2=None, sigma_A: float | None = N
     for g in (g1, g2):
         # refine g so the mean phase gradient vanishes in the reference region (two passes)
         for _ in range(2):
-            amp, ph = lock_in(img, g, pixel_size=pixel_size, sigma_A=sigma)
+            amp, ph = lock_in_padded(img, g, pixel_size=pixel_size, sigma_A=sigma)
             gx, gy = _grad_phase(ph, pixel_size)
             g = g + np.array([np.median(gx[ref]), np.median(gy[ref])]) / (2 * np.pi)
-        amp, ph = lock_in(img, g, pixel_size=pixel_size, sigma_A=sigma)
+        amp, ph = lock_in_padded(img, g, pixel_size=pixel_size, sigma_A=sigma)
         phases.append(ph)
         amps.append(amp)
         gs.append(g)
@@ -127,6 +165,11 @@ def gpa(image, *, pixel_size: float, g1=None, g2=None, sigma_A: float | None = N
     duy_dy = -(Ginv[1, 0] * d1[1] + Ginv[1, 1] * d2[1]) / (2 * np.pi)
     P = np.stack([phases[0], phases[1]])
     u = -np.einsum("ij,jrc->irc", Ginv, P) / (2 * np.pi)
-    return GPAResult(exx=dux_dx, eyy=duy_dy, exy=0.5 * (dux_dy + duy_dx),
-                     rotation_deg=np.degrees(0.5 * (duy_dx - dux_dy)), ux_A=u[0], uy_A=u[1],
-                     g1_per_A=G[0], g2_per_A=G[1], amplitude1=amps[0], amplitude2=amps[1])
+    maps = [dux_dx, duy_dy, 0.5 * (dux_dy + duy_dx), np.degrees(0.5 * (duy_dx - dux_dy)), u[0], u[1]]
+    edge = np.zeros(img.shape, bool)
+    edge[:b] = edge[img.shape[0] - b:] = True
+    edge[:, :b] = edge[:, img.shape[1] - b:] = True
+    for m in maps:
+        m[edge] = np.nan
+    return GPAResult(exx=maps[0], eyy=maps[1], exy=maps[2], rotation_deg=maps[3], ux_A=maps[4], uy_A=maps[5],
+                     g1_per_A=G[0], g2_per_A=G[1], amplitude1=amps[0], amplitude2=amps[1], border_px=b)
