@@ -60,6 +60,59 @@ def render_ellipse(shape, params, *, sub: int = _SUB) -> np.ndarray:
     return cov
 
 
+def outline_distance(shape, params) -> np.ndarray:
+    """Approximate signed distance (px, negative inside) of each pixel centre of ``shape`` to the
+    outline of the ellipse ``params`` = (row, col, a, b, angle_rad, ...), exact on the outline."""
+    r0, c0, a, b, ang = params[:5]
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+    u = (xx - c0) * np.cos(ang) - (yy - r0) * np.sin(ang)
+    v = (xx - c0) * np.sin(ang) + (yy - r0) * np.cos(ang)
+    a, b = max(a, 0.3), max(b, 0.3)
+    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2) + 1e-9
+    return (rho - 1.0) / (np.sqrt((u / a**2) ** 2 + (v / b**2) ** 2) / rho + 1e-9)
+
+
+def static_residual(crops, fits, *, polarity: int, sigma_px: float, edge_px: float = 1.0, min_weight: float = 3.0,
+                    smooth_px: float = 0.0):
+    """Leave-one-out static background left under and around one crystal, in its own coordinates.
+
+    ``crops``: per frame ``(r0, c0, img, use)`` (crop origin px, crop, pixels free of other
+    objects); ``fits``: the matching :func:`fit_ellipse` results (absolute ``row_px``, ``col_px``).
+    Each frame's relative residual ``img / model - 1`` is sampled on a grid centred on its fitted
+    centre (the crystal moves with the specimen, so this is a specimen-fixed grid), leaving out
+    pixels within ``edge_px`` of that frame's outline (where the residual is the edge's own misfit,
+    not the background). For frame ``f`` the background is the weighted mean over the *other*
+    frames (at least ``min_weight`` frames' worth), so a frame's own noise and misfit never
+    correct it. Returns a function ``corr(k, shape) -> 1 + S`` for frame ``k``'s crop.
+    """
+    half = int(np.ceil(max(max(np.shape(c[2])) for c in crops) / 2.0)) + 2
+    g = np.arange(-half, half + 1, dtype=np.float64)
+    gy, gx = np.meshgrid(g, g, indexing="ij")
+    parts = []
+    for (r0, c0, img, use), r in zip(crops, fits):
+        p = (r["row_px"] - r0, r["col_px"] - c0, r["a_px"], r["b_px"], r["angle_rad"], sigma_px)
+        model = r["background"] * (1.0 + polarity * r["contrast"] * render_ellipse(img.shape, p))
+        w = (use & (np.abs(outline_distance(img.shape, p)) > edge_px)).astype(np.float64)
+        rel = np.where(w > 0, img / np.where(np.abs(model) > 1e-12, model, 1.0) - 1.0, 0.0)
+        coords = [p[0] + gy, p[1] + gx]
+        wg = ndi.map_coordinates(w, coords, order=1, cval=0.0)
+        parts.append((ndi.map_coordinates(rel * w, coords, order=1, cval=0.0), wg))
+    tot = sum(pp[0] for pp in parts)
+    wtot = sum(pp[1] for pp in parts)
+
+    def corr(k, shape):
+        num, den = tot - parts[k][0], wtot - parts[k][1]
+        s = np.where(den >= min_weight, num / np.maximum(den, 1e-12), 0.0)
+        if smooth_px > 0:
+            s = ndi.gaussian_filter(s, smooth_px, mode="constant")
+        r0, c0 = crops[k][0], crops[k][1]
+        yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+        back = [yy - (fits[k]["row_px"] - r0) + half, xx - (fits[k]["col_px"] - c0) + half]
+        return 1.0 + ndi.map_coordinates(s, back, order=1, cval=0.0)
+
+    return corr
+
+
 def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None = None, polarity: int = -1,
                 noise: float | None = None, margin: int = 5, sigma0: float = 1.0, fit_sigma: bool = True,
                 angle: float | None = None, contrast: float | None = None, init=None) -> dict | None:
@@ -170,7 +223,8 @@ def series_polarity(frames, labels) -> int:
 
 def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int = 5, polarity: int | None = None,
                  sigma_px: float | None = None, n_psf: int = 24,
-                 shared_angle: bool = True, max_detections: int | None = 5000):
+                 shared_angle: bool = True, max_detections: int | None = 5000, static_passes: int = 1,
+                 shared_contrast: bool = False, static_kw: dict | None = None):
     """Fitted axis lengths for every detection of tracks with at least ``min_frames`` detections.
 
     Adds ``major_axis_fit_nm``, ``minor_axis_fit_nm`` (full axes ``2a``, ``2b``), their standard
@@ -210,7 +264,7 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     boxes = {}
     pad = 12  # crop margin (px): the fit's margin plus the blur and the exclusion zone
 
-    def one(i, **kw):
+    def crop_of(i):
         f, lb = int(tr.at[i, "frame"]), int(tr.at[i, "label"])
         lab = labels[f]
         if f not in boxes:
@@ -218,14 +272,22 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
         sl = boxes[f][lb - 1] if lb - 1 < len(boxes[f]) else None
         if sl is None:
             return None
+        h, w = np.shape(lab)
         r0, c0 = max(sl[0].start - pad, 0), max(sl[1].start - pad, 0)
-        crop = (slice(r0, sl[0].stop + pad), slice(c0, sl[1].stop + pad))
-        lc = np.asarray(lab[crop])
+        crop = (slice(r0, min(sl[0].stop + pad, h)), slice(c0, min(sl[1].stop + pad, w)))
+        return r0, c0, np.asarray(frames[f][crop], np.float64), np.asarray(lab[crop]), lb
+
+    def one(i, corr=None, **kw):
+        got = crop_of(i)
+        if got is None:
+            return None
+        r0, c0, img, lc, lb = got
+        if corr is not None:
+            img = img / corr(i, r0, c0, img.shape)
         kw = dict(kw)
         if kw.get("init") is not None:
             kw["init"] = (kw["init"][0] - r0, kw["init"][1] - c0, *kw["init"][2:])
-        r = fit_ellipse(np.asarray(frames[f][crop], np.float64), lc == lb, exclude=(lc > 0) & (lc != lb),
-                        polarity=polarity, **kw)
+        r = fit_ellipse(img, lc == lb, exclude=(lc > 0) & (lc != lb), polarity=polarity, **kw)
         if r is not None:
             r["row_px"] += r0
             r["col_px"] += c0
@@ -240,21 +302,38 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     fits = {}
     for i in progress(idx, total=len(idx), desc="axes"):
         fits[i] = one(i, fit_sigma=False, sigma0=sigma_px)
-    if shared_angle:
-        # a crystal does not turn while it grows: one direction per track (axial mean of the
-        # per-frame fits, weighted by how elongated and how large each was), then refit with it
-        for _, g in tr.loc[idx].groupby("track"):
-            rs = [(i, fits[i]) for i in g.index if fits[i] is not None]
-            if not rs:
-                continue
+    for _, g in tr.loc[idx].groupby("track"):
+        rs = [(i, fits[i]) for i in g.index if fits[i] is not None]
+        if not rs:
+            continue
+        ang = None
+        if shared_angle:
+            # a crystal does not turn while it grows: one direction per track (axial mean of the
+            # per-frame fits, weighted by how elongated and how large each was)
             wts = np.array([max(r["a_px"] - r["b_px"], 0.0) * r["a_px"] for _, r in rs])
             z = np.sum(wts * np.exp(2j * np.array([r["angle_rad"] for _, r in rs])))
-            if abs(z) < 1e-9:
-                continue
-            ang = float(np.angle(z) / 2)
-            for i, r in rs:
-                fits[i] = one(i, fit_sigma=False, sigma0=sigma_px, angle=ang,
-                              init=(r["row_px"], r["col_px"], r["a_px"], r["b_px"], r["angle_rad"])) or r
+            ang = float(np.angle(z) / 2) if abs(z) > 1e-9 else None
+        for p in range(max(static_passes, 1)):
+            corr = None
+            if static_passes and len(rs) >= 4:
+                # the background left under and around this crystal (film texture never seen
+                # uncovered, flat-field errors), static in the crystal's frame: from the other frames
+                crops = []
+                for i, _r in rs:
+                    r0, c0, img, lc, lb = crop_of(i)
+                    crops.append((r0, c0, img, ~ndi.binary_dilation((lc > 0) & (lc != lb), iterations=2)))
+                pos = {i: k for k, (i, _r) in enumerate(rs)}
+                st = static_residual(crops, [r for _, r in rs], polarity=polarity, sigma_px=sigma_px,
+                                     **(static_kw or {}))
+                corr = (lambda st_, pos_: lambda i_, r0, c0, shape: st_(pos_[i_], shape))(st, pos)
+            elif ang is None or p > 0:
+                break
+            c_track = float(np.median([r["contrast"] for _, r in rs])) if shared_contrast else None
+            rs = [(i, one(i, corr=corr, fit_sigma=False, sigma0=sigma_px,
+                          angle=ang if ang is not None else r["angle_rad"], contrast=c_track,
+                          init=(r["row_px"], r["col_px"], r["a_px"], r["b_px"], r["angle_rad"])) or r)
+                  for i, r in rs]
+        fits.update(dict(rs))
     for i, r in fits.items():
         if r is None:
             continue
