@@ -172,12 +172,14 @@ class SpectrumEvidence:
     pixel_size : A per pixel of the image the spectrum was computed from.
     shape : (rows, cols) of the (centred) spectrum.
     k_min_per_A, k_max_per_A : frequency range that was searched (1/A).
+    pooled : :class:`PredictedSpotTest` of the same image (more sensitive at known positions, and
+        combines several spots), built on first access; None for tiled or over-2048^2 spectra.
     """
 
     def __init__(self, snr: np.ndarray, pixel_size: float, valid: np.ndarray, k_min_per_A: float, k_max_per_A: float,
                  snr_min: float, image: np.ndarray | None = None):
         self.zmax = ndimage.maximum_filter(snr, size=3, mode="wrap").astype(np.float32)
-        self.pooled = None
+        self._pooled = None
         self.pixel_size = float(pixel_size)
         self.shape = snr.shape
         self.k_min_per_A, self.k_max_per_A = float(k_min_per_A), float(k_max_per_A)
@@ -187,8 +189,17 @@ class SpectrumEvidence:
         if null.size > 400_000:  # a subsample describes the tail well enough for p >= 1e-5
             null = null[:: null.size // 400_000 + 1]
         self._null = np.sort(null.astype(np.float64))
-        if image is not None and image.size <= 2048 * 2048 and image.shape == snr.shape:
-            self.pooled = PredictedSpotTest(image, pixel_size, spots, k_min_per_A, k_max_per_A)
+        # built on first use (only the indexer needs it): the image, the detected-spot mask, the range
+        self._pooled_args = ((image, pixel_size, spots, k_min_per_A, k_max_per_A)
+                             if image is not None and image.size <= 2048 * 2048 and image.shape == snr.shape else None)
+
+    @property
+    def pooled(self) -> "PredictedSpotTest | None":
+        """The :class:`PredictedSpotTest` of the same image (None for images over 2048^2 or tiled spectra)."""
+        if self._pooled is None and self._pooled_args is not None:
+            self._pooled = PredictedSpotTest(*self._pooled_args)
+            self._pooled_args = None
+        return self._pooled
 
     def __deepcopy__(self, memo):  # immutable: pandas copies DataFrame.attrs deeply
         return self
