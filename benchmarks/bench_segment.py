@@ -12,7 +12,11 @@ throughput (images/s) of 2 worker processes, the issue's "on 2 cores". Writes
 results/segment.json (accuracy) and results/segment_speed.json. Usage:
 
     python benchmarks/bench_segment.py [--images 6] [--unet] [--skip-speed] [--skip-accuracy] [--quick] [--workers 2]
-        [--skip-classification]
+        [--skip-classification] [--seed-sets 1000,3000,5000,7000]
+
+The accuracy part also reports the median signed size error per class and the number of merged
+objects (one object covering > 30 % of two or more true particles); ``--seed-sets`` scores
+further independent image sets (ours only).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ CLASSES = ("sphere", "rod", "cube", "plate")
 def _score(sims, method) -> dict:
     tp = fp = fn = 0
     per_class: dict = {}
-    sizes = []
+    sizes, size_cls = [], {}
+    merged = 0
     t0 = time.perf_counter()
     for s in sims:
         lab = method(s)
@@ -49,31 +54,43 @@ def _score(sims, method) -> dict:
         at, ap = np.bincount(s.labels.ravel()), np.bincount(lab.ravel())
         for r in sc.matches.itertuples():
             per_class.setdefault(cls[r.true_label], []).append(r.iou)
-            sizes.append(np.sqrt(ap[r.pred_label] / at[r.true_label]) - 1)
+            err = np.sqrt(ap[r.pred_label] / at[r.true_label]) - 1
+            sizes.append(err)
+            size_cls.setdefault(cls[r.true_label], []).append(err)
+        # merged: objects covering > 30 % of two or more true particles
+        both = (s.labels > 0) & (lab > 0)
+        pairs, cnt = np.unique(s.labels[both].astype(np.int64) * (int(lab.max()) + 1) + lab[both],
+                               return_counts=True)
+        frac = cnt / at[pairs // (int(lab.max()) + 1)]
+        pred = (pairs % (int(lab.max()) + 1))[frac > 0.3]
+        merged += int(np.count_nonzero(np.bincount(pred) >= 2))
     sizes = np.asarray(sizes)
     return {"f1": 2 * tp / max(1, 2 * tp + fp + fn), "tp": tp, "fp": fp, "fn": fn,
             "mean_iou_per_class": {k: float(np.mean(v)) for k, v in sorted(per_class.items())},
             "size_median_abs_error": float(np.median(np.abs(sizes))) if sizes.size else None,
             "size_mean_bias": float(np.mean(sizes)) if sizes.size else None,
+            "size_median_error_per_class": {k: float(np.median(v)) for k, v in sorted(size_cls.items())},
+            "size_median_abs_error_per_class": {k: float(np.median(np.abs(v))) for k, v in sorted(size_cls.items())},
+            "merged_objects": merged,
             "seconds_per_image": (time.perf_counter() - t0) / len(sims)}
 
 
-def accuracy(n_images: int, unet: bool) -> dict:
+def accuracy(n_images: int, unet: bool, seed_base: int = 1000, baseline: bool = True) -> dict:
     out = {}
     for dose in (0.3, 1.0, 10.0):
-        sims = [particle_image((512, 512), dose_e_per_A2=dose, classes=CLASSES, rng=np.random.default_rng(1000 + i))
-                for i in range(n_images)]
-        row = {
-            "ours_classical": _score(sims, lambda s: segment_particles(s.image, pixel_size=s.pixel_size,
-                                                                       dose_e_per_A2=dose, split_touching=True)),
-            "baseline_threshold_watershed": _score(sims, lambda s: threshold_watershed(s.image,
-                                                                                       pixel_size=s.pixel_size)),
-        }
+        sims = [particle_image((512, 512), dose_e_per_A2=dose, classes=CLASSES,
+                               rng=np.random.default_rng(seed_base + i)) for i in range(n_images)]
+        row = {"ours_classical": _score(sims, lambda s: segment_particles(s.image, pixel_size=s.pixel_size,
+                                                                          dose_e_per_A2=dose, split_touching=True))}
+        if baseline:
+            row["baseline_threshold_watershed"] = _score(sims, lambda s: threshold_watershed(
+                s.image, pixel_size=s.pixel_size))
         if unet:
             row["ours_unet"] = _score(sims, lambda s: segment_particles(s.image, pixel_size=s.pixel_size,
                                                                         method="unet", split_touching=True))
         out[f"{dose:g}_e_per_A2"] = row
-        print(dose, {k: round(v["f1"], 3) for k, v in row.items()}, flush=True)
+        print(seed_base, dose, {k: (round(v["f1"], 3), round(v["size_median_abs_error"], 4),
+                                    round(v["size_mean_bias"], 4)) for k, v in row.items()}, flush=True)
     return out
 
 
@@ -231,12 +248,21 @@ def main(argv=None) -> int:
     p.add_argument("--skip-classification", action="store_true",
                    help="segmentation accuracy only, written to results/segment_accuracy.json")
     p.add_argument("--workers", type=int, default=2, help="processes for the throughput figure (1: none)")
+    p.add_argument("--seed-sets", default="1000",
+                   help="comma-separated image seed bases (seeds base + i); the first is the standard set, "
+                        "the others are scored for our method alone (segmentation_by_seed_set)")
     a = p.parse_args(argv)
     if a.quick:
         a.images = min(a.images, 3)
     res = {"simulator": "particles, 512^2, 5 A/px, 4 classes, 40 particles, 15 % touching", "images_per_dose": a.images}
+    bases = [int(b) for b in a.seed_sets.split(",") if b.strip()]
     if not a.skip_accuracy and a.skip_classification:  # segmentation accuracy alone
-        res["segmentation"] = accuracy(a.images, a.unet)
+        res["seed_sets"] = bases
+        res["segmentation"] = accuracy(a.images, a.unet, bases[0])
+        if len(bases) > 1:
+            res["segmentation_by_seed_set"] = {str(bases[0]): res["segmentation"]}
+            for b in bases[1:]:
+                res["segmentation_by_seed_set"][str(b)] = accuracy(a.images, False, b, baseline=False)
         write_result("segment_accuracy", res)
     elif not a.skip_accuracy:
         res["segmentation"] = accuracy(a.images, a.unet)

@@ -80,5 +80,9 @@ def test_size_bias_per_class_at_1_e_per_A2():
     # 4 sets of 6 images); ~80 objects here, so 3.5 % and 2.5 %
     assert np.median(np.abs(allerr)) <= 0.035, np.median(np.abs(allerr))
     assert abs(np.mean(allerr)) <= 0.025, np.mean(allerr)
-    for c, v in errs.items():  # 10-25 objects per class: a class median within 3.5 %
-        assert abs(np.median(v)) <= 0.035, (c, np.median(v))
+    # domed (sphere, rod) and flat (cube, plate) particles pooled, ~15-30 each: their median
+    # within 3 % (the threshold alone gave -5.5 % and +1 % here)
+    dome = np.concatenate([errs.get("sphere", []), errs.get("rod", [])])
+    flat = np.concatenate([errs.get("cube", []), errs.get("plate", [])])
+    assert abs(np.median(dome)) <= 0.03, np.median(dome)
+    assert abs(np.median(flat)) <= 0.03, np.median(flat)

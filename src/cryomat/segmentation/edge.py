@@ -43,8 +43,10 @@ _F = _dome_table()
 BIN_PX = 0.5
 EDGE_SEARCH_PX = 2.5
 EDGE_STEP_PX = 0.05
-OFFSET_SMOOTH_PX = 0.7
+EDGE_COARSE_PX = 0.25
+OFFSET_SMOOTH_PX = 1.2
 CURVATURE_CORRECTION = True
+SINGLE_TRANSFORM = True
 
 
 def _dome(z: np.ndarray) -> np.ndarray:
@@ -54,16 +56,32 @@ def _dome(z: np.ndarray) -> np.ndarray:
 def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Signed distance (px) of pixel centres to the outline of ``mask``: positive inside, the
     outline (half-way between inside and outside centres) at 0."""
+    if SINGLE_TRANSFORM:
+        # one transform: the distance to the object's boundary pixels (inside pixels with an
+        # outside 4-neighbour) is the outside distance outside and the inside one less 1 px inside
+        core = mask.copy()
+        core[1:] &= mask[:-1]
+        core[:-1] &= mask[1:]
+        core[:, 1:] &= mask[:, :-1]
+        core[:, :-1] &= mask[:, 1:]
+        d = ndi.distance_transform_edt(~(mask & ~core))
+        return np.where(mask, d + 0.5, 0.5 - d)
     inside = ndi.distance_transform_edt(mask)
     outside = ndi.distance_transform_edt(~mask)
     return np.where(mask, inside - 0.5, 0.5 - outside)
 
 
-def offset_outline(sd: np.ndarray, e: float, smooth_px: float = OFFSET_SMOOTH_PX) -> np.ndarray:
+def offset_outline(sd: np.ndarray, e: float, smooth_px: float | None = None) -> np.ndarray:
     """The mask whose outline lies at signed distance ``e`` (px) from the one of ``sd``. The
-    distance map is smoothed lightly first: a pixel mask's distances come in steps (1, 1.41, 2,
-    2.24 px), which would quantise the move; a Gaussian leaves a linear distance unchanged."""
+    distance map is smoothed first (``OFFSET_SMOOTH_PX``): a pixel mask's distances come in steps
+    (1, 1.41, 2, 2.24 px), which would quantise the move, and its outline has pixel-scale noise
+    (the Gaussian acts as a curvature flow on it); a linear distance is left unchanged."""
+    smooth_px = OFFSET_SMOOTH_PX if smooth_px is None else smooth_px
     if smooth_px > 0:
+        # the smoothed distance of a curved outline has its levels sigma^2 kappa / 2 further in
+        # (kappa = 2 pi / perimeter on average over a closed convex outline): moved back out
+        perimeter = max(float(np.count_nonzero(np.abs(sd) <= 0.5)), 2 * np.pi)
+        e = e - np.pi * smooth_px**2 / perimeter
         sd = ndi.gaussian_filter(sd.astype(np.float32), smooth_px, mode="nearest")
     return sd > e
 
@@ -130,29 +148,38 @@ def fit_edge(values: np.ndarray, dist: np.ndarray, sigma: float, *, search_px: f
     w = cnt[ok].astype(float)
     p = np.bincount(k, values[sel], minlength=nb)[ok] / w
     dc = np.bincount(k, dist[sel], minlength=nb)[ok] / w  # mean distance of each bin's samples
-    es = np.arange(-search_px, search_px + EDGE_STEP_PX / 2, EDGE_STEP_PX)
-    z = (dc[None, :] - es[:, None]) / sigma
-    # weighted least squares of p = a t + b for every candidate edge (rows of t) at once
+    # weighted least squares of p = a t + b for every candidate edge at once
     sw = w.sum()
     mp = (w @ p) / sw
     wp = w * (p - mp)
-    best = (np.inf, 0.0, "none", 0.0, 0.0)
+    templates = {}
     for shape in shapes:
         if shape == "step":
-            t = ndtr(z)
+            templates[shape] = ndtr
         elif radius is None:
-            t = _dome(z)
+            templates[shape] = _dome
         else:
             tv, tp = _dome_template(max(float(radius), 1.0) / sigma)
-            t = np.interp(z, tv, tp)
+            templates[shape] = lambda zz, tv=tv, tp=tp: np.interp(zz, tv, tp)
+
+    def scan(shape, es):
+        t = templates[shape]((dc[None, :] - es[:, None]) / sigma)
         mt = (t @ w) / sw
         stt = (t * t) @ w - sw * mt * mt
         stp = t @ wp
         a = stp / np.maximum(stt, 1e-12)
         rss = np.where(a > 0, -a * stp, np.inf)  # the residual less its constant part
         j = int(np.argmin(rss))
-        if rss[j] < best[0]:
-            best = (float(rss[j]), float(es[j]), shape, float(mp - a[j] * mt[j]), float(a[j]))
+        return float(rss[j]), float(es[j]), float(mp - a[j] * mt[j]), float(a[j])
+
+    best = (np.inf, 0.0, "none", 0.0, 0.0)
+    coarse = np.arange(-search_px, search_px + EDGE_COARSE_PX / 2, EDGE_COARSE_PX)
+    fine = np.arange(-EDGE_COARSE_PX, EDGE_COARSE_PX + EDGE_STEP_PX / 2, EDGE_STEP_PX)
+    for shape in shapes:  # coarse grid, then fine steps around its best
+        e0 = scan(shape, coarse)[1]
+        r, e, b0, a0 = scan(shape, np.clip(e0 + fine, -search_px, search_px))
+        if r < best[0]:
+            best = (r, e, shape, b0, a0)
     if best[2] == "dome" and radius is not None and abs(best[1]) > 0.5 and len(shapes) > 1:
         # the cross-section radius came from the outline the edge has moved from: refit with it
         return fit_edge(values, dist, sigma, search_px=search_px, shapes=("dome",), radius=radius - best[1],

@@ -47,7 +47,7 @@ def _label_max(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
 
 
 def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, neck_ratio, dip_ratio,
-                dip_noise) -> np.ndarray:
+                dip_noise, multi_out: np.ndarray | None = None) -> np.ndarray:
     """Labels (positive, not consecutive) of the components marked in ``sub`` (a crop; ``comp``
     their component ids) from the smoothed contrast ``c``: components with one maximum above
     ``min_peak`` (or none) stay whole; the others get a watershed from their maxima, then merges
@@ -61,6 +61,8 @@ def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, n
     multi_ids = ids[counts >= 2]
     lab = np.zeros(sub.shape, np.int32)
     is_multi = np.isin(comp, multi_ids) & sub if multi_ids.size else np.zeros(sub.shape, bool)
+    if multi_out is not None:
+        multi_out |= is_multi
     single = sub & ~is_multi
     uniq = np.unique(comp[single])
     lab[single] = np.searchsorted(uniq, comp[single]) + 1  # one label per whole component
@@ -113,10 +115,12 @@ def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, n
     return lab
 
 
-def _split_components(mask: np.ndarray, crop, tile_px: int = 256, **kw) -> np.ndarray:
+def _split_components(mask: np.ndarray, crop, tile_px: int = 256, multi_out: np.ndarray | None = None,
+                      **kw) -> np.ndarray:
     """:func:`split_touching_objects` on tiles of ``tile_px`` (each component belongs to the tile
     of its top-left corner; one watershed per tile); ``crop(rows, cols)`` returns the smoothed
-    contrast on a crop."""
+    contrast on a crop. ``multi_out`` (bool, optional) is set on the components that had more
+    than one contrast maximum."""
     comp, ncomp = ndi.label(mask)
     out = np.zeros(mask.shape, np.int32)
     if ncomp == 0:
@@ -136,7 +140,10 @@ def _split_components(mask: np.ndarray, crop, tile_px: int = 256, **kw) -> np.nd
         cols = slice(max(int(c0[sel].min()) - 1, 0), min(int(c1[sel].max()) + 1, w))
         cc = comp[rows, cols]
         sub = owner[cc] == t
-        lab = _split_tile(sub, cc, crop(rows, cols), **kw)
+        mt = None if multi_out is None else np.zeros(sub.shape, bool)
+        lab = _split_tile(sub, cc, crop(rows, cols), multi_out=mt, **kw)
+        if mt is not None:
+            multi_out[rows, cols] |= mt
         # consecutive global labels in order of first appearance in the tile
         used = np.unique(lab[sub])
         lut = np.zeros(int(lab.max()) + 1, np.int32)
@@ -162,6 +169,155 @@ def split_touching_objects(mask: np.ndarray, contrast: np.ndarray, *, min_peak: 
     contrast = np.asarray(contrast)
     return _split_components(np.asarray(mask, bool), lambda r, c: contrast[r, c], min_peak=min_peak,
                              neck_ratio=neck_ratio, dip_ratio=dip_ratio, dip_noise=dip_noise)
+
+
+def _union_find(n: int):
+    parent = np.arange(n + 1)
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    return parent, find
+
+
+def _contact_means(part: np.ndarray, c: np.ndarray):
+    """For every pair of 4-adjacent regions of ``part``: (i, j, mean of ``c`` over the pixels on
+    both sides of their shared boundary, number of those pixel pairs)."""
+    ii, jj, vv = [], [], []
+    for a_sl, b_sl in (((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+                       ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))):
+        a, b = part[a_sl], part[b_sl]
+        sel = (a != b) & (a > 0) & (b > 0)
+        ii.append(np.minimum(a[sel], b[sel]))
+        jj.append(np.maximum(a[sel], b[sel]))
+        vv.append(0.5 * (c[a_sl][sel] + c[b_sl][sel]))
+    i, j, v = np.concatenate(ii), np.concatenate(jj), np.concatenate(vv)
+    if i.size == 0:
+        return i, j, v, i
+    key = i.astype(np.int64) * (int(part.max()) + 1) + j
+    u, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    mean = np.bincount(inv, v) / cnt
+    n1 = int(part.max()) + 1
+    return u // n1, u % n1, mean, cnt
+
+
+def split_contacts(labels: np.ndarray, crop, noise: float, *, dip_ratio: float = 0.75, k_noise: float = 4.0,
+                   min_radius_px: float = 3.0, min_drop_px: float = 1.5,
+                   candidates: np.ndarray | None = None) -> np.ndarray:
+    """Split objects made of touching particles that a contrast maximum per particle missed.
+
+    Candidate parts are the groups of a watershed of the object's distance map (merged in order
+    of decreasing saddle, each group keeping its deepest point, until the saddle is within
+    ``min_drop_px`` of the shallower group's depth: a convex outline is one group, two touching
+    convex particles are two). The parts are then re-drawn with a watershed of the lightly
+    smoothed contrast ``crop(rows, cols)`` from their cores (depth >= half the group's), so that
+    the line between them follows the contrast valley, and kept apart when the mean contrast
+    along that line is below ``dip_ratio`` x the lower of the two cores' median contrasts and
+    ``k_noise`` standard errors below it (``noise``: per-pixel noise std of the contrast): the
+    gap between touching particles, or the thin edges of two domes, along the whole contact.
+    Fused aggregates (spheres overlapping by a radius) are thick at the junction and stay one
+    object. ``candidates`` (bool mask, optional): only the objects on it are examined.
+    """
+    from skimage.segmentation import watershed
+
+    out = labels.copy()
+    nxt = int(labels.max()) + 1
+    nlab = int(labels.max())
+    # candidates: objects where the distance map (one transform of every second pixel of the
+    # whole image, the objects' shared boundaries removed) has two maxima with a dip of more
+    # than min_drop_px / 2 on the straight line between them (not along a rod's ridge)
+    lab = labels[::2, ::2]
+    inner = lab > 0
+    for a_sl, b_sl in (((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
+                       ((slice(None), slice(1, None)), (slice(None), slice(None, -1)))):
+        diff = lab[a_sl] != lab[b_sl]
+        inner[a_sl] &= ~(diff & (lab[b_sl] > 0))
+        inner[b_sl] &= ~(diff & (lab[a_sl] > 0))
+    dall = ndi.distance_transform_edt(inner)
+    pk = (dall == ndi.maximum_filter(dall, size=3)) & (dall >= 0.5 * min_radius_px)
+    if candidates is not None:  # only the objects on the ``candidates`` mask
+        pk &= candidates[::2, ::2]
+    pl, npk = ndi.label(pk, np.ones((3, 3), bool))
+    cand = np.zeros(nlab + 1, bool)
+    if npk >= 2:
+        owner = np.zeros(npk + 1, np.int64)
+        owner[pl[pk]] = lab[pk]
+        own = owner[1:]
+        multi = np.bincount(own, minlength=nlab + 1) >= 2
+        multi[0] = False
+        sel = np.nonzero(multi[own])[0]
+        if sel.size:
+            rr, cc = np.nonzero(pk)
+            first = np.zeros(npk + 1, np.int64)
+            first[pl[rr, cc][::-1]] = np.arange(rr.size)[::-1]  # one pixel of each maximum
+            pos = np.c_[rr[first[1:]], cc[first[1:]]].astype(float)
+            depth = dall[rr[first[1:]], cc[first[1:]]]
+            order = sel[np.argsort(own[sel], kind="stable")]
+            bounds = np.r_[0, np.nonzero(np.diff(own[order]))[0] + 1, order.size]
+            tt = np.linspace(0.0, 1.0, 9)[1:-1]
+            for g0, g1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+                idx = order[g0:g1]
+                a, b = np.triu_indices(idx.size, 1)
+                pa, pb = pos[idx[a]], pos[idx[b]]
+                pts = pa[:, None, :] + (pb - pa)[:, None, :] * tt[None, :, None]
+                line = ndi.map_coordinates(dall, pts.reshape(-1, 2).T, order=1).reshape(pts.shape[:2]).min(axis=1)
+                if np.any(np.minimum(depth[idx[a]], depth[idx[b]]) - line > 0.5 * min_drop_px):
+                    cand[own[idx[0]]] = True
+    objs = ndi.find_objects(labels)
+    for lab_id in np.nonzero(cand)[0].tolist():
+        sl = objs[lab_id - 1]
+        if sl is None:
+            continue
+        rs = slice(max(sl[0].start - 1, 0), min(sl[0].stop + 1, labels.shape[0]))
+        cs = slice(max(sl[1].start - 1, 0), min(sl[1].stop + 1, labels.shape[1]))
+        m = labels[rs, cs] == lab_id
+        dist = ndi.distance_transform_edt(m)
+        peaks = (dist == ndi.maximum_filter(dist, size=3)) & (dist >= min_radius_px)
+        markers, n = ndi.label(peaks, np.ones((3, 3), bool))
+        if n < 2:
+            continue
+        lab2 = watershed(-dist, markers, mask=m)
+        depth = _label_max(dist, lab2, n)
+        i, j, sd = _pair_saddles(lab2, dist)
+        parent, find = _union_find(n)
+        for k in np.argsort(-sd, kind="stable"):
+            ri, rj = find(int(i[k])), find(int(j[k]))
+            if ri == rj or min(depth[ri], depth[rj]) - sd[k] > min_drop_px:
+                continue
+            parent[max(ri, rj)] = min(ri, rj)
+            depth[min(ri, rj)] = max(depth[ri], depth[rj])
+        roots = np.array([find(a) for a in range(n + 1)])
+        ids = np.unique(roots[1:])
+        if ids.size < 2:
+            continue
+        group = np.searchsorted(ids, roots[lab2]) + 1
+        group[~m] = 0
+        core = np.where(m & (dist >= 0.5 * depth[roots[lab2]]), group, 0)
+        c = crop(rs, cs)
+        part = watershed(-c, core, mask=m)
+        ng = ids.size
+        med = np.array([0.0] + [float(np.median(c[core == g])) for g in range(1, ng + 1)])
+        pi, pj, line, cnt = _contact_means(part, c)
+        parent, find = _union_find(ng)
+        for a, b, v, nn in zip(pi.tolist(), pj.tolist(), line.tolist(), cnt.tolist()):
+            low = min(med[a], med[b])
+            if v < dip_ratio * low and low - v > k_noise * noise / np.sqrt(max(nn, 1)):
+                continue  # a contrast valley along the whole contact: two particles
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        final = np.array([find(g) for g in range(ng + 1)])
+        keep = np.unique(final[1:])
+        if keep.size < 2:
+            continue
+        view = out[rs, cs]
+        for q, root in enumerate(keep[1:]):
+            view[m & (final[part] == root)] = nxt + q
+        nxt += keep.size - 1
+    return out
 
 
 def _monodisperse_area(labels: np.ndarray, min_objects: int = 20):
