@@ -68,11 +68,15 @@ REFINE_GROW_PER_SIGMA = 2.0  # an object may grow 2 sigma_d + 2 px beyond its de
 SIGMAS_PX = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 EDGE_FIT = True
 INITIAL_EDGE_FRACTION = 0.3  # with the edge fit (0.3-0.45 within 0.01 F1; 0.3 keeps faint plates whole)
+# ... while the detection blur is below this: wider (0.3 e/A^2: 9 px), the 0.3 iso-line of the
+# blurred contrast lies beyond the fit's search range and the steepest-gradient level is kept
+INITIAL_FRACTION_MAX_SIGMA_PX = 7.0  # (1 e/A^2: 5 px)
 EDGE_BLUR_PX = 0.4
 EDGE_FIT_SIGMA_MAX = 8.0
 CONTACT_DIP_RATIO = 0.75
 CONTACT_SIGMA_PX = 1.0
 CORNER_SIGMA_PX = 1.5
+CORNER_NOISE_RATIO = 6.0
 CORNER_BAND_PX = 2.0
 CORNER_SMOOTH_PX = 1.0
 NOISE_SAMPLE_PX = 2**21  # noise and median estimated on about this many pixels
@@ -193,8 +197,9 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     polarity : ``"auto"``, ``"dark"`` (bright field) or ``"bright"`` (HAADF).
     k_high, k_low : hysteresis thresholds in units of the smoothed noise std.
     edge_fraction : first boundary level as a fraction of each object's median contrast; None:
-        ``INITIAL_EDGE_FRACTION`` when the edge fit is on (default), else the level of steepest
-        gradient along the outline.
+        ``INITIAL_EDGE_FRACTION`` when the edge fit is on (default) and the detection blur is
+        below ``INITIAL_FRACTION_MAX_SIGMA_PX``, else the level of steepest gradient along the
+        outline.
     neck_ratio : split when saddle distance < ``neck_ratio`` x the thinner side's radius.
     dip_ratio : split when the contrast saddle between two maxima is < ``dip_ratio`` x the
         lower peak (and significantly so against the noise); see :func:`split_touching_objects`.
@@ -291,7 +296,7 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     lab_c, _ = ndi.label(lab_c > 0)
     smoother = _Smoother(y)
     tick("contrast")
-    if edge_fraction is None and EDGE_FIT:
+    if edge_fraction is None and EDGE_FIT and sig_d < INITIAL_FRACTION_MAX_SIGMA_PX:
         edge_fraction = INITIAL_EDGE_FRACTION
     refined = _refine(smoother, lab_c, f, yd, s, sig_d, edge_fraction)
     tick("refine")
@@ -325,7 +330,7 @@ def segment_classical(image, *, pixel_size: float, dose_e_per_A2: float | None =
     return labels
 
 
-def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols, smoother=None):
+def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols, smoother=None, noise=0.0):
     """Move the outline of ``m`` (a crop) to the edge fitted to the mean contrast profile across
     it (:func:`cryomat.segmentation.edge.fit_edge`), leaving other objects' pixels out."""
     from cryomat.segmentation.edge import EDGE_SEARCH_PX, fit_edge, offset_outline, signed_distance
@@ -352,9 +357,11 @@ def _edge_fit(m, ys, sig, lab_c, i, f, rows, cols, smoother=None):
     if shape == "none":
         return _gauss(m.astype(np.float32), BOUNDARY_SMOOTH_PX) > 0.5 if BOUNDARY_SMOOTH_PX > 0 else m
     new = offset_outline(sd, e)
-    if shape == "step" and smoother is not None and CORNER_SIGMA_PX > 0 and sig > CORNER_SIGMA_PX:
+    if (shape == "step" and smoother is not None and CORNER_SIGMA_PX > 0 and sig > CORNER_SIGMA_PX
+            and CORNER_NOISE_RATIO * noise * _gauss_noise_factor(CORNER_SIGMA_PX) <= a):
         # a flat object's corners, rounded by the wide Gaussian's iso-line: near the outline the
-        # half-height of its step on a light Gaussian instead
+        # half-height of its step on a light Gaussian instead (when its noise is small against
+        # the step: at 0.3 e/A^2 noise pixels would grow the outline)
         band = max(CORNER_BAND_PX, se)
         yl = smoother.crop(CORNER_SIGMA_PX, rows_b, cols_b)
         near = (sd > e - band) & (sd <= e + band) & use
@@ -447,6 +454,6 @@ def _refine(smoother: _Smoother, lab_c: np.ndarray, f: int, yd: np.ndarray, s: f
         if EDGE_FIT and m.any():  # (the edge fit's offset smooths the outline as well)
             sf = min(sig, EDGE_FIT_SIGMA_MAX)
             m = _edge_fit(m, ys if sf == sig else smoother.crop(sf, rows, cols), sf, lab_c, i, f, rows, cols,
-                          smoother)
+                          smoother, s)
         out[rows, cols] |= m
     return _open_cross(_fill_holes(out))
