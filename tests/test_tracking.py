@@ -199,13 +199,12 @@ def test_mask_tracking_hota(growth_run):
 
     crystals, truth, tracks, ev, lab, true_labels = growth_run
     h = mask_tracking_scores(true_labels, lab, tracks)
-    # measured HOTA 0.895 (DetA 0.892, AssA 0.899), 0 identity switches, 100% mostly tracked on this
-    # series; 0.84-0.90 over seeds 0-9 (bench_track; seeds 6 and 8: 0.841, 0.849, where two crystals
-    # whose blurred masks touch without touching in the truth are one object) (issue: HOTA >= 0.85, MT >= 90%). DetA is bounded by the mask IoU
-    # (median 0.91: edges of a blurred, noisy ellipse) and by the 2% of frames where a crystal is out of
-    # contrast (truth keeps it). One switch is allowed: two crystals whose blurred masks touch a frame
-    # before they coalesce in the truth become one object
-    assert h["HOTA"] >= 0.85 and h["AssA"] >= 0.85 and h["DetA"] >= 0.85
+    # measured HOTA 0.940 (DetA 0.933, AssA 0.947, LocA 0.943), 0 identity switches, 100% mostly tracked
+    # on this series; 0.910-0.956 over seeds 0-19 (bench_track_hota: two-pass detection on flat-fielded
+    # frames, masks interpolated across closed gaps; 0.834-0.900 before) (issue: HOTA >= 0.85, MT >= 90%).
+    # DetA is bounded by the mask IoU (median ~0.95: edges of a blurred, noisy ellipse). One switch is
+    # allowed: two crystals whose blurred masks touch a frame before they coalesce in the truth become one
+    assert h["HOTA"] >= 0.90 and h["AssA"] >= 0.90 and h["DetA"] >= 0.90
     assert h["id_switches"] <= 1 and h["mostly_tracked"] >= 0.9
 
 

@@ -115,12 +115,12 @@ def test_two_pass_flat_field_raises_hota(seed):
     for ff in (False, True):
         tracks, _, lab = track_series(imgs, pixel_size=5.0, fit_axes=False, flat_field=ff)
         s[ff] = mask_tracking_scores(truth, lab, tracks)
-    # seed 6 was the worst of seeds 0-19 before the two passes (HOTA 0.834, LocA 0.898: masks of a
-    # blurred ellipse cut at half contrast on a 4% texture). On flat-fielded frames the edges are
-    # placed better (LocA 0.925) and HOTA reaches the 0.85 (0.867 measured; what is left
-    # is mostly the 4 detections where the simulator hides a crystal that the truth keeps)
-    assert s[True]["LocA"] > s[False]["LocA"] + 0.015
-    assert s[True]["HOTA"] >= 0.85 and s[True]["HOTA"] > s[False]["HOTA"]
+    # seed 6 was the worst of seeds 0-19 before (HOTA 0.834, LocA 0.898: masks of a blurred ellipse cut
+    # at half contrast on a 4% film texture, and 4 frames where the simulator hides a crystal that the
+    # truth keeps). Measured now: HOTA 0.911, LocA 0.933 with the flat field; 0.872, 0.912 without
+    # (both with gap masks). The texture moves an edge by ~0.3 px, the noise left by ~0.2 px
+    assert s[True]["LocA"] > s[False]["LocA"] + 0.01
+    assert s[True]["HOTA"] >= 0.88 and s[True]["HOTA"] > s[False]["HOTA"]
     assert s[True]["id_switches"] == 0 and s[True]["mostly_tracked"] >= 0.9
 
 
