@@ -173,8 +173,8 @@ class FlatFrame:
     """One frame divided by the specimen background, computed when indexed: ``frame[r0:r1, c0:c1]``
     computes that crop only; any other index (or ``np.asarray(frame)``) the whole frame."""
 
-    def __init__(self, img, b, d, pad):
-        self._img, self._b, self._d, self._pad = img, b, d, pad
+    def __init__(self, img, b, d, pad, seen=None):
+        self._img, self._b, self._d, self._pad, self._seen = img, b, d, pad, seen
         self.shape = tuple(np.shape(img))
         self.ndim = 2
         self.dtype = np.dtype(np.float32)
@@ -183,6 +183,13 @@ class FlatFrame:
         raw = np.asarray(self._img[rows, cols], np.float32)
         bf = _shifted(self._b, self._d, self._pad, rows, cols)
         return (raw / np.clip(bf, 0.2, None)).astype(np.float32)
+
+    def flattened(self) -> np.ndarray:
+        """Pixels of this frame whose background was measured (seen uncovered often enough)."""
+        full = (slice(0, self.shape[0]), slice(0, self.shape[1]))
+        if self._seen is None:
+            return np.ones(self.shape, bool)
+        return _shifted(self._seen, self._d, self._pad, *full) > 0.5
 
     def __array__(self, dtype=None, copy=None):
         out = self._crop(slice(0, self.shape[0]), slice(0, self.shape[1]))
@@ -209,6 +216,7 @@ class FlatField:
         self.frames = frames
         self.drift = np.asarray(drift_rc, float)
         self.background, self.seen, self.pad = background_canvas(frames, labels, self.drift, **kw)
+        self._measured = (self.seen >= kw.get("min_frames", 2)).astype(np.float32)
         self.shape = (len(frames), *np.shape(frames[0]))
         self.ndim = 3
         self.dtype = np.dtype(np.float32)
@@ -222,7 +230,7 @@ class FlatField:
         t = int(t) + (len(self) if t < 0 else 0)
         if not 0 <= t < len(self):
             raise IndexError(f"frame {t} out of range for {len(self)} frames")
-        return FlatFrame(self.frames[t], self.background, self.drift[t], self.pad)
+        return FlatFrame(self.frames[t], self.background, self.drift[t], self.pad, self._measured)
 
     def __iter__(self):
         return (self[t] for t in range(len(self)))
