@@ -447,6 +447,8 @@ def main(argv):
     if "heldout" in parts:  # the same benchmarks on seeds never used while tuning the indexer
         write_result("lattice_phaseid_heldout", bench_phase_id(seed=2027))
         write_result("lattice_ice_heldout", bench_ice(seed=3031))
+    if "heldout2" in parts:  # a second held-out phase-ID set, never looked at before the last indexer change
+        write_result("lattice_phaseid_heldout2", bench_phase_id(seed=4049))
     if "abtem" in parts:  # optional peer simulator (pip install abtem; the bench extra)
         write_result("lattice_abtem", bench_abtem())
     return 0

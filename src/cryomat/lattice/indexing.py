@@ -507,9 +507,10 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
         res = _rescore_confirmed(res, P, wP, earlier=matches, k_tol=k_tol_per_A, rel_tol=rel_tol,
                                  pool_p=pool_p_direction, weight=confirmed_weight * snr_min)
         _LAST_RESULTS[:] = res  # diagnostics
-        # with one detected lattice direction, a hypothesis whose predicted off-line spots are jointly
-        # significant (see pool_p_direction) is preferred to ones that only explain the one spacing
-        res.sort(key=lambda m: (-(single and m.n_noncollinear >= 2), -m.score))
+        # a hypothesis that sees two lattice directions (detected, or its predicted off-line spots
+        # jointly significant: pool_p_direction) is preferred to ones that only explain collinear
+        # spots, which could only answer "unknown" or "ambiguous"
+        res.sort(key=lambda m: (-(m.n_noncollinear >= 2), -m.score))
         best = res[0]
         per_phase: dict[str, ZoneMatch] = {}
         for m in res:
