@@ -126,10 +126,12 @@ def _big_series(size=2048, n=40, seed=0):
         disc = np.zeros((size, size), bool)
         for r, c in centres:
             rad = 5 + 0.5 * f
-            sl = (slice(int(r + dr - rad - 1), int(r + dr + rad + 2)), slice(int(c + dc - rad - 1), int(c + dc + rad + 2)))
+            sl = (slice(int(r + dr - rad - 1), int(r + dr + rad + 2)),
+                  slice(int(c + dc - rad - 1), int(c + dc + rad + 2)))
             disc[sl] |= (yy[sl[0]] - r - dr) ** 2 + (xx[:, sl[1]] - c - dc) ** 2 <= rad**2
         labels[f] = disc
-        frames[f] = rng.poisson(200 * tex[pad - dr:pad - dr + size, pad - dc:pad - dc + size] * np.where(disc, 0.7, 1.0))
+        film = tex[pad - dr:pad - dr + size, pad - dc:pad - dc + size]
+        frames[f] = rng.poisson(200 * film * np.where(disc, 0.7, 1.0))
     return frames, labels, drift
 
 
