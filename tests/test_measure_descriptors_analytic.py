@@ -10,7 +10,7 @@ import pytest
 from skimage.draw import disk, ellipse
 
 from cryomat.measure import particle_table, shape_descriptors
-from cryomat.measure.descriptors import boundary_ellipse, _crack_pairs
+from cryomat.measure.outline import _crack_pairs, boundary_ellipse
 from cryomat.measure.geometry import separating_ellipse
 
 
