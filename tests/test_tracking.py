@@ -104,10 +104,13 @@ def test_growth_rates_against_truth(growth_run):
     # the flat-field), minor 1.9% / 10.3% (2.7% / 12%), anisotropy 2.8% / 8.5% (3.9% / 8.0%). Over seeds 0-9
     # (bench_track, 74 fits) major median 1.6% (was 3.0%), minor 2.7% (4.2%), anisotropy 3.3% (5.2%).
     # The minor axis grows only 4-12 px over a track, so single fits still scatter by several per
-    # cent; bounds leave ~1-3 points of margin
-    assert np.median(np.abs(errs_maj)) < 0.025 and np.max(np.abs(errs_maj)) < 0.05
-    assert np.median(np.abs(errs_min)) < 0.04 and np.max(np.abs(errs_min)) < 0.13
-    assert np.median(np.abs(errs_an)) < 0.05 and np.max(np.abs(errs_an)) < 0.10  # issue target <= 10%
+    # cent; bounds leave ~1-3 points of margin. With the static-background pass per track
+    # (tracking.axes) and two-pass detection: seed 0 major median 1.4% / max 2.6%, minor 2.4% / 4.7%,
+    # anisotropy 2.2% / 3.5%; the minor rate's noise floor (shot-noise standard error) on this seed
+    # reaches 6.1% (a track with 4 px of minor growth), so its max bound stays wide
+    assert np.median(np.abs(errs_maj)) < 0.025 and np.max(np.abs(errs_maj)) < 0.045
+    assert np.median(np.abs(errs_min)) < 0.035 and np.max(np.abs(errs_min)) < 0.10
+    assert np.median(np.abs(errs_an)) < 0.035 and np.max(np.abs(errs_an)) < 0.08  # issue target <= 10%
     # every fitted track used the image-fitted axes
     assert (g["axes"] == "fit").all()
 

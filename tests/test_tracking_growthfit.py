@@ -71,6 +71,12 @@ def _rate_errors(tr, truth):
     return np.abs(np.array(out))
 
 
+def _minor_errors_px(tr, truth):
+    """Per-frame fitted minor axis minus the true full minor axis (px; 0.5 nm per px)."""
+    return np.concatenate([tr[tr.track == k].minor_axis_fit_nm / 0.5 - 2 * (t["b0"] + t["vb"] * tr[tr.track == k].frame)
+                           for k, t in enumerate(truth)])
+
+
 @pytest.fixture(scope="module")
 def static_runs():
     from cryomat.tracking.axes import measure_axes
@@ -95,8 +101,7 @@ def test_static_background_under_crystals_is_divided_out(static_runs):
     # 0.38 -> 0.24), to about the shot-noise SE (0.17 px) plus the pixel-centre digitisation (~0.1 px)
     mad = []
     for tr in (runs[0], runs[1]):
-        e = np.concatenate([tr[tr.track == k].minor_axis_fit_nm / 0.5 - 2 * (t["b0"] + t["vb"] * tr[tr.track == k].frame)
-                            for k, t in enumerate(truth)])
+        e = _minor_errors_px(tr, truth)
         mad.append(1.4826 * np.median(np.abs(e - np.median(e))))
     assert mad[1] < 0.8 * mad[0] and mad[1] < 0.25
 
@@ -104,8 +109,7 @@ def test_static_background_under_crystals_is_divided_out(static_runs):
 def test_static_pass_per_frame_axes_unbiased(static_runs):
     runs, truth = static_runs
     tr = runs[1]
-    e = np.concatenate([tr[tr.track == k].minor_axis_fit_nm / 0.5 - 2 * (t["b0"] + t["vb"] * tr[tr.track == k].frame)
-                        for k, t in enumerate(truth)])
+    e = _minor_errors_px(tr, truth)
     # the correction comes from the other frames only (leave-one-out), so it does not pull a frame
     # towards its own fit: the per-frame minor axes stay unbiased (measured mean +0.02 px over 84
     # frames; movies 12, 13: -0.04, 0.00 px; the standard error of such a mean is ~0.03 px)
@@ -139,3 +143,37 @@ def test_axis_jump_cut_keeps_single_crystal_frames():
     assert g["n_frames"].iloc[0] == 11 and abs(g["major_rate_nm_per_s"].iloc[0] / 0.05 - 1) < 0.08
     assert growth_table(tracks, min_frames=12).empty
     assert len(growth_table(tracks, min_frames=12, max_jump_sigma=None)) == 1  # the check can be turned off
+
+
+def test_growth_rates_heldout_seed_against_noise_floor():
+    """Full pipeline on a seed not used to tune the method (bench_track: 10-19 are held out)."""
+    import sys
+    from pathlib import Path
+
+    from cryomat.simulate.growth import make_growth
+    from cryomat.tracking import growth_table, track_series
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_tracking import _truth_crystal
+
+    imgs, _, crystals, truth, _, _ = make_growth(rng=np.random.default_rng(11), size=320, frames=20, n_crystals=8)
+    truth = pd.DataFrame(truth)
+    tracks, ev, _ = track_series(imgs, pixel_size=5.0, times_s=np.arange(20) * 10.0)
+    g = growth_table(tracks, ev, min_frames=10, pixel_size=5.0)
+    assert len(g) >= 6
+    e = []
+    for row in g.itertuples():
+        c = crystals[_truth_crystal(truth, tracks[tracks.track == row.track])]
+        va, vb = c["va_px_s"], c["vb_px_s"]  # semi-axis px/s; full axis nm/s = 2 v 0.5 nm
+        e.append((row.major_rate_nm_per_s / va - 1, row.minor_rate_nm_per_s / vb - 1,
+                  row.anisotropy_ratio / c["anisotropy"] - 1, row.minor_rate_se_floor_nm_per_s / vb))
+    e = np.array(e)
+    # measured on seed 11 (8 fits): major |error| median 1.4%, max 4.4%; minor median 1.3%, max 6.1%;
+    # anisotropy max 4.4% (issue targets 5% / 10%). The minor rate's noise floor (standard error from
+    # the fitted axes' shot-noise errors) is 1.5-4.8% here; over seeds 0-19 errors are 1.26x the
+    # floor (MAD of error / floor) and none beyond 3.5 floor errors. Bounds: the targets for the
+    # anisotropy, ~1.5 points of margin on the medians, and every minor error within 4 floor errors
+    assert np.all(np.isfinite(e[:, 3])) and np.all(e[:, 3] > 0)
+    assert np.median(np.abs(e[:, 0])) < 0.025 and np.abs(e[:, 0]).max() < 0.06
+    assert np.median(np.abs(e[:, 1])) < 0.035 and np.all(np.abs(e[:, 1]) < 4 * e[:, 3])
+    assert np.abs(e[:, 2]).max() < 0.10

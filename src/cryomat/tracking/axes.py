@@ -19,6 +19,15 @@ fit badly and are flagged.
 Model fitting of blurred shapes for sub-pixel edges: e.g. Kirchner & Schweitzer style
 model-based edge estimation; Levenberg-Marquardt (More, LNM 630, 105, 1978,
 doi:10.1007/BFb0067700).
+
+A texture of the film that the flat-field could not measure (never seen uncovered: under the
+nucleation site) or measured wrongly is fixed to the specimen, so it shifts a crystal's fitted
+edges the same way in neighbouring frames and its rate error does not average out. Since the
+crystal moves with the specimen and its edges move as it grows, that background is measured
+per track from the residuals of the other frames in the crystal's own frame, leaving out each
+frame's edge (:func:`static_residual`), and divided out before the final fit: a leave-one-out
+self-calibration of the background, in the spirit of flat-field estimation from the data
+(Peng et al., Nat. Commun. 8, 14836, 2017, doi:10.1038/ncomms14836).
 """
 
 from __future__ import annotations
@@ -236,6 +245,17 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     is refitted with one direction (its weighted axial mean). At most ``max_detections`` are
     fitted (~0.1 s each), the longest tracks first. ``pixel_size`` in A;
     ``polarity`` -1 (dark objects) or +1 (bright), from the series when None.
+
+    ``static_passes``: before that refit, the background left under and around each crystal of
+    a track with >= 4 fitted frames (film texture never seen uncovered, as under its nucleation
+    site, and errors of the flat-field) is measured from the track's *other* frames in the
+    crystal's own frame (:func:`static_residual`) and divided out; more passes re-measure it
+    from the refitted frames (0: none). On the growth simulator (seeds 0-19, same detections)
+    one pass lowered the per-frame minor-axis scatter (MAD vs truth) from 0.29 to 0.25 px and
+    the minor rate error spread (MAD of error / noise floor) from 1.7 to 1.3; it costs no
+    extra fit (the refit with the track's angle was there before). ``shared_contrast``: hold
+    the contrast at the track's median in that refit (measured: no better on the simulator,
+    worse on seeds 10-19). ``static_kw``: options of :func:`static_residual`.
     """
     tr = tracks.copy()
     cols = FIT_COLUMNS
