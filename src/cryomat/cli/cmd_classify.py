@@ -27,9 +27,10 @@ def add_arguments(p):
     p.add_argument("--k-criterion", choices=["silhouette", "bic"], default="silhouette",
                    help="how auto chooses K: highest mean silhouette of the mixture's partition (default) or "
                         "lowest BIC (tends to over-split non-Gaussian classes)")
-    p.add_argument("--model", choices=["auto", "logistic", "forest"], default="auto",
-                   help="supervised classifier: class-balanced logistic regression, random forest, or auto "
-                        "(the better cross-validated macro-F1 on the labels; default)")
+    p.add_argument("--model", choices=["auto", "gaussian", "logistic", "forest"], default="auto",
+                   help="supervised classifier: gaussian (shared-covariance Gaussian classes fitted by EM over the "
+                        "labelled and the unlabelled particles), class-balanced logistic regression or random forest; "
+                        "auto = gaussian, with the cross-validated macro-F1 of all three reported (default)")
     p.add_argument("--labels", type=input_file, metavar="CSV",
                    help="labelled objects: columns image, label, class (label = row of particles.csv) or image, "
                         "row_px, col_px, class (a point on the object, e.g. clicked in an overlay): supervised "
@@ -106,7 +107,8 @@ def run(args) -> int:
         merged = table.reset_index().merge(lab[["image", "label", "class"]], on=["image", "label"], how="inner")
         if len(merged) < 4:
             raise InputError(f"only {len(merged)} labelled object(s) match the particles table", path=args.labels)
-        clf = train_classifier(feats.loc[merged["index"]], merged["class"], seed=args.seed, model=args.model)
+        clf = train_classifier(feats.loc[merged["index"]], merged["class"], seed=args.seed, model=args.model,
+                               unlabelled=feats.drop(index=merged["index"]))
         pred, prob = predict_classes(clf, feats)
         table["class"], table["class_probability"] = pred, prob
         table["labelled"] = table.index.isin(merged["index"])
