@@ -383,9 +383,10 @@ def train_classifier(features: pd.DataFrame, classes, *, seed: int = 0, model: s
         Breiman 2001) or ``"auto"`` (default: ``"gaussian"``; the others' stratified
         cross-validated macro-F1 is reported next to it). On the 4-class ``particles`` simulator
         at 1 e/A^2 (24 held-out 6-image sets, 25 % of ~190 objects labelled) macro-F1 on the
-        unlabelled objects: gaussian mean 0.983 / worst set 0.950, logistic 0.969 / 0.917,
-        forest 0.968 / 0.936; choosing by cross-validation on the ~47 labels picked logistic
-        or forest on most sets (their CV scores are within noise), so auto does not choose by it.
+        unlabelled objects: gaussian mean 0.98 / worst set 0.950, logistic 0.969 / 0.917,
+        forest 0.968 / 0.936. Cross-validation on the ~47 labels ranked gaussian first on 30 of
+        36 sets, but its differences are within the noise of so few labels, so auto does not
+        choose by it.
     unlabelled : feature rows of the particles without labels (same columns), used by ``"gaussian"``.
     """
     from sklearn.metrics import f1_score
