@@ -23,7 +23,8 @@ def add_arguments(p):
     p.add_argument("tables", nargs="+", type=input_file, help="particles.csv file(s) written by cryomat segment")
     add_out(p)
     p.add_argument("--n-classes", type=_n_classes, default="auto", metavar="K|auto",
-                   help="number of classes for unsupervised grouping (default auto: K = 2..7 chosen by --k-criterion)")
+                   help="number of classes for unsupervised grouping (default auto: K = 2..7 chosen by --k-criterion; "
+                        "1 when even the best silhouette is below 0.25: no class structure)")
     p.add_argument("--k-criterion", choices=["silhouette", "bic"], default="silhouette",
                    help="how auto chooses K: highest mean silhouette of the mixture's partition (default) or "
                         "lowest BIC (tends to over-split non-Gaussian classes)")
@@ -127,7 +128,8 @@ def run(args) -> int:
         table["class"] = [f"class_{k}" for k in cl.labels]
         emb = cl.embedding
         results.update({"mode": "unsupervised", "n_classes": cl.n_classes, "k_criterion": cl.criterion,
-                        "cluster_features": list(cl.columns),
+                        "cluster_features": list(cl.columns), "partition_features": list(cl.partition_columns),
+                        "k_not_eligible_small_class": list(cl.excluded_k),
                         "bic_per_k": {str(k): v for k, v in cl.bic.items()},
                         "silhouette_per_k": {str(k): v for k, v in cl.silhouette.items()},
                         "stability_ari_mean": cl.stability_mean, "stability_ari_std": cl.stability_std,

@@ -63,6 +63,11 @@ SILHOUETTE_TOLERANCE = 0.03
 #: a K whose partition has a class smaller than this fraction of the particles (or of 3
 #: particles) is not eligible: a handful of merged pairs or debris is not a morphology class
 MIN_CLASS_FRACTION = 0.05
+#: with ``"auto"`` and the silhouette criterion, no K is taken when the best mean silhouette is
+#: below this: "no substantial structure" (Kaufman & Rousseeuw 1990, doi:10.1002/9780470316801;
+#: the real SiO2 HAADF spheres, one population: 0.13-0.21 for K = 2-7; the 4-class simulated
+#: sets 0.48-0.57), and every particle is one class
+NO_STRUCTURE_SILHOUETTE = 0.25
 
 
 def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.DataFrame:
@@ -167,7 +172,8 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
         silhouette in the standardised feature space, Rousseeuw 1987, then K - 1 while its
         silhouette is within :data:`SILHOUETTE_TOLERANCE` of that of K; for each K the best of
         :data:`SILHOUETTE_STARTS` mixture starts by silhouette; robust to shape classes that are
-        not Gaussian) or ``"bic"`` (lowest BIC; keeps adding components to describe
+        not Gaussian; K = 1, criterion ``"silhouette: no class structure"``, when even the best
+        silhouette is below :data:`NO_STRUCTURE_SILHOUETTE`) or ``"bic"`` (lowest BIC; keeps adding components to describe
         non-Gaussian classes as the number of particles grows: on 4-class simulated particles it
         chose K = 5-7 for 170-680 particles, where the silhouette chose 4). With either, a K
         whose partition has a class of fewer than :data:`MIN_CLASS_FRACTION` of the particles is
@@ -250,6 +256,8 @@ def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
             k = min(ok, key=bic.get)
         else:  # parsimony: from the best K step down while the next smaller K is nearly as good
             k = max(ok, key=sil.get)
+            if sil[k] < NO_STRUCTURE_SILHOUETTE:
+                k, criterion = 1, "silhouette: no class structure"
             while k - 1 in ok and sil[k - 1] >= sil[k] - SILHOUETTE_TOLERANCE:
                 k -= 1
     else:
