@@ -154,10 +154,12 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
     than in how they spread, and a shared covariance has 4x fewer parameters to estimate from a
     few hundred particles) on the :data:`PARTITION_FEATURES` present; of
     :data:`SILHOUETTE_STARTS` starts the one whose partition has the highest silhouette is kept
-    (the likelihood's best start was sometimes a poor partition: held-out worst ARI 0.59 vs 0.88).
-    On 24 held-out 6-image sets of the 4-class ``particles`` simulator at 1 e/A^2 (seed bases
-    5000-11000) this chose K = 4 every time, ARI 0.88-0.99 (the full-covariance partition on all
-    features: 0.81-0.98, K = 5 on 3 sets).
+    (the likelihood's best start was sometimes a poor partition: worst ARI 0.59 vs 0.88), then
+    refined with equal class priors (:func:`_equal_prior_em`). End to end through
+    ``cryomat segment`` on 6-image sets of the 4-class ``particles`` simulator at 1 e/A^2: seed
+    bases 5000-11000 (24 sets, which informed these choices) K = 4 every time, ARI 0.88-0.97
+    (before: full-covariance partition on all features, 0.81-0.98, K = 5 on 3 sets); held-out
+    bases 13000/15000 (12 sets) K = 4 every time, ARI 0.87-0.97 (before 0.72-0.97).
 
     Parameters
     ----------
@@ -410,11 +412,13 @@ def train_classifier(features: pd.DataFrame, classes, *, seed: int = 0, model: s
         weighted inversely to their counts), ``"forest"`` (class-balanced random forest,
         Breiman 2001) or ``"auto"`` (default: ``"gaussian"``; the others' stratified
         cross-validated macro-F1 is reported next to it). On the 4-class ``particles`` simulator
-        at 1 e/A^2 (24 held-out 6-image sets, 25 % of ~190 objects labelled) macro-F1 on the
-        unlabelled objects: gaussian mean 0.98 / worst set 0.950, logistic 0.969 / 0.917,
-        forest 0.968 / 0.936. Cross-validation on the ~47 labels ranked gaussian first on 30 of
-        36 sets, but its differences are within the noise of so few labels, so auto does not
-        choose by it.
+        at 1 e/A^2 (6-image sets through ``cryomat segment``, 25 % of ~190 objects labelled)
+        macro-F1 on the unlabelled objects, 24 sets of bases 5000-11000: gaussian mean 0.98 /
+        worst set 0.950, logistic 0.969 / 0.917, forest 0.968 / 0.936; held-out bases
+        13000/15000: gaussian 0.973 / 0.943 and 0.991 / 0.985, the previous logistic-or-forest
+        choice 0.962 / 0.945 and 0.978 / 0.963. Picking the model by cross-validation on the
+        ~47 labels (gaussian first on 30 of 36 sets) did slightly worse (mean 0.981 vs 0.983),
+        so auto does not choose by it.
     unlabelled : feature rows of the particles without labels (same columns), used by ``"gaussian"``.
     """
     from sklearn.metrics import f1_score
