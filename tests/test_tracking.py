@@ -107,8 +107,11 @@ def test_growth_rates_against_truth(growth_run):
     # cent; bounds leave ~1-3 points of margin. With the static-background pass per track
     # (tracking.axes) and two-pass detection: seed 0 major median 1.4% / max 2.6%, minor 2.4% / 4.7%,
     # anisotropy 2.2% / 3.5%; the minor rate's noise floor (shot-noise standard error) on this seed
-    # reaches 6.1% (a track with 4 px of minor growth), so its max bound stays wide
-    assert np.median(np.abs(errs_maj)) < 0.025 and np.max(np.abs(errs_maj)) < 0.045
+    # reaches 6.1% (a track with 4 px of minor growth), so its max bound stays wide. Since the simulator's
+    # film texture moves by the sub-pixel drift (it moved in whole-pixel steps before, which the flat
+    # field partly profited from): seed 0 major median 2.8% / max 4.2%, minor 2.5% / 5.6%, anisotropy
+    # 1.6% / 3.7%; the major bounds below follow that (issue target 5% per axis)
+    assert np.median(np.abs(errs_maj)) < 0.035 and np.max(np.abs(errs_maj)) < 0.05
     assert np.median(np.abs(errs_min)) < 0.035 and np.max(np.abs(errs_min)) < 0.10
     assert np.median(np.abs(errs_an)) < 0.035 and np.max(np.abs(errs_an)) < 0.08  # issue target <= 10%
     # every fitted track used the image-fitted axes

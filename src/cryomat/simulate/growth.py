@@ -53,7 +53,8 @@ def make_growth(*, size: int = 512, frames: int = 30, pixel_size_A: float = 5.0,
     steps[0] = 0
     drift = np.cumsum(steps, axis=0)
     film_rng = np.random.default_rng(rng.integers(1 << 31))
-    texture = ndi.gaussian_filter(film_rng.standard_normal((size + 64, size + 64)), 1.5)
+    pad = max(32, int(np.ceil(np.abs(drift).max())) + 4)  # the film is larger than the field at every drift
+    texture = ndi.gaussian_filter(film_rng.standard_normal((size + 2 * pad, size + 2 * pad)), 1.5)
     texture *= 0.04 / texture.std()
     counts = dose_per_frame_e_per_A2 * pixel_size_A**2
     imgs = np.empty((frames, size, size), np.float32)
@@ -109,9 +110,12 @@ def make_growth(*, size: int = 512, frames: int = 30, pixel_size_A: float = 5.0,
                 visible[visible == i] = 0
         labels[f] = lab
         soft = ndi.gaussian_filter((visible > 0).astype(float), 0.8)
-        # the film moves with the crystals (stage drift moves the whole specimen): texture[y - drift]
-        ir, ic = (32 - int(round(dr))) % 64, (32 - int(round(dc))) % 64
-        intensity = (1.0 + texture[ir:ir + size, ic:ic + size]) * (1.0 - contrast * soft)
+        # the film moves with the crystals (stage drift moves the whole specimen): film(y) = texture(y - drift),
+        # sub-pixel (cubic spline of the smooth texture)
+        ir, ic = int(np.floor(dr)), int(np.floor(dc))
+        win = texture[pad - ir - 4:pad - ir + size + 4, pad - ic - 4:pad - ic + size + 4]
+        film = ndi.shift(win, (dr - ir, dc - ic), order=3, mode="nearest")[4:4 + size, 4:4 + size]
+        intensity = (1.0 + film) * (1.0 - contrast * soft)
         imgs[f] = rng.poisson(np.clip(intensity, 0, None) * counts)
     return imgs, labels, crystals, tracks, events, drift
 
