@@ -191,7 +191,8 @@ def _shift_labels(lab: np.ndarray, shift_rc) -> np.ndarray:
 
 def continue_through_merges(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int = 3) -> pd.DataFrame:
     """Coalescence keeps an identity: when an object that starts a new track overlaps (after
-    drift alignment) several tracks that end in the frame before, the new track is joined to
+    drift alignment) several tracks that end in the frame before (or pause for as long as the new
+    track lasts), the new track is joined to
     the one it overlaps most (the larger crystal absorbs the smaller; the others end there and
     :func:`find_events` reports the merge ``into`` the continued track)."""
     tr = tracks.copy()
@@ -215,7 +216,11 @@ def continue_through_merges(tracks: pd.DataFrame, labels: np.ndarray, *, min_ove
                 continue
             sel = pairs[1] == lc
             olds = [(c, key.get((f_prev, int(lp)))) for lp, c in zip(pairs[0][sel], counts[sel])]
-            olds = [(c, t) for c, t in olds if t is not None and span.loc[t, "max"] == f_prev]
+            # tracks that end in the frame before, or pause there (gap-closed past the merged
+            # frames, e.g. two crystals seen as one blob for a frame before they are resolved again)
+            fr_new = set(tr.loc[tr["track"] == t_new, "frame"].tolist())
+            olds = [(c, t) for c, t in olds if t is not None and (span.loc[t, "max"] == f_prev or not
+                    fr_new & set(tr.loc[tr["track"] == t, "frame"].tolist()))]
             if len({t for _, t in olds}) < 2:
                 continue
             into = max(olds)[1]
