@@ -66,7 +66,7 @@ def test_ice_ih_2m10_named_at_20_e_per_A2(seed):
     assert r["name"] == "ice-Ih"
 
 
-def test_one_detected_spacing_without_second_direction_stays_undecided():
+def test_one_detected_spacing_without_second_direction_names_no_wrong_phase():
     # Li [210] at 20 e/A^2 and a 2 % calibration error, seed where the {1-21} spots are at noise
     # level (joint p ~1e-2): with only (002) 1.755 A (Li2CO3 and ice Ih have reflections within the
     # calibration tolerance) the answer must not be a phase other than Li, and is in practice "ambiguous"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "track"
 HELP = "track objects through an in-situ image series: tracks, events, growth rates and laws"
 
@@ -22,8 +24,6 @@ def add_arguments(p):
     p.add_argument("--polarity", choices=["auto", "dark", "bright"], default="auto", help="object contrast")
     p.add_argument("--min-size", type=positive_float, metavar="NM", help="smallest object (equivalent diameter, nm)")
     p.add_argument("--min-track-frames", type=int, default=5, help="frames a track needs for a growth fit (default 5)")
-    import argparse
-
     p.add_argument("--flat-field", action=argparse.BooleanOptionalAction, default=True,
                    help="divide out the static film background (texture measured where uncovered, in the film's "
                         "drift-corrected coordinates) and segment again on the flat-fielded frames (default: on)")

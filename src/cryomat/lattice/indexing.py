@@ -51,7 +51,6 @@ import pandas as pd
 from cryomat.lattice.phases import Phase, get_phase
 
 DEFAULT_PHASES = ("Li", "Li2O", "LiF", "Li2CO3", "ice-Ih", "ice-Ic")
-_LAST_RESULTS: list = []
 
 
 @dataclass
@@ -382,7 +381,7 @@ def _rescore_confirmed(res, P, wP, *, earlier, k_tol, rel_tol, pool_p, weight):
     for v in U[np.argsort(U[:, 2])]:  # one entry per position
         if all(np.linalg.norm(v[:2] - u[:2]) > k_tol for u in keep):
             keep.append(v)
-    U = np.array(keep)
+    U = np.array(keep).reshape(-1, 3)
     for m in earlier:
         U = U[~_predicted_by(m, U[:, :2], k_tol, rel_tol)]
     if not len(U):
@@ -506,7 +505,6 @@ def identify_phases(peaks: pd.DataFrame, *, phases=DEFAULT_PHASES, temperature_K
         # hypothesis has to explain: one that does not predict them explains less of the spectrum
         res = _rescore_confirmed(res, P, wP, earlier=matches, k_tol=k_tol_per_A, rel_tol=rel_tol,
                                  pool_p=pool_p_direction, weight=confirmed_weight * snr_min)
-        _LAST_RESULTS[:] = res  # diagnostics
         # a hypothesis that sees two lattice directions (detected, or its predicted off-line spots
         # jointly significant: pool_p_direction) is preferred to ones that only explain collinear
         # spots, which could only answer "unknown" or "ambiguous"

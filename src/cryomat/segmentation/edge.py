@@ -45,8 +45,6 @@ EDGE_SEARCH_PX = 2.5
 EDGE_STEP_PX = 0.05
 EDGE_COARSE_PX = 0.25
 OFFSET_SMOOTH_PX = 1.2
-CURVATURE_CORRECTION = True
-SINGLE_TRANSFORM = True
 
 
 def _dome(z: np.ndarray) -> np.ndarray:
@@ -56,19 +54,15 @@ def _dome(z: np.ndarray) -> np.ndarray:
 def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Signed distance (px) of pixel centres to the outline of ``mask``: positive inside, the
     outline (half-way between inside and outside centres) at 0."""
-    if SINGLE_TRANSFORM:
-        # one transform: the distance to the object's boundary pixels (inside pixels with an
-        # outside 4-neighbour) is the outside distance outside and the inside one less 1 px inside
-        core = mask.copy()
-        core[1:] &= mask[:-1]
-        core[:-1] &= mask[1:]
-        core[:, 1:] &= mask[:, :-1]
-        core[:, :-1] &= mask[:, 1:]
-        d = ndi.distance_transform_edt(~(mask & ~core))
-        return np.where(mask, d + 0.5, 0.5 - d)
-    inside = ndi.distance_transform_edt(mask)
-    outside = ndi.distance_transform_edt(~mask)
-    return np.where(mask, inside - 0.5, 0.5 - outside)
+    # one transform: the distance to the object's boundary pixels (inside pixels with an
+    # outside 4-neighbour) is the outside distance outside and the inside one less 1 px inside
+    core = mask.copy()
+    core[1:] &= mask[:-1]
+    core[:-1] &= mask[1:]
+    core[:, 1:] &= mask[:, :-1]
+    core[:, :-1] &= mask[:, 1:]
+    d = ndi.distance_transform_edt(~(mask & ~core))
+    return np.where(mask, d + 0.5, 0.5 - d)
 
 
 def offset_outline(sd: np.ndarray, e: float, smooth_px: float | None = None) -> np.ndarray:
@@ -187,6 +181,6 @@ def fit_edge(values: np.ndarray, dist: np.ndarray, sigma: float, *, search_px: f
     # a blurred curved edge's profile lies ~sigma^2 kappa / 2 inside the straight one; averaged
     # over a closed convex outline kappa is 2 pi / perimeter
     perimeter = max(float(np.count_nonzero(np.abs(dist) <= 0.5)), 2 * np.pi)
-    e = best[1] - np.pi * sigma**2 / perimeter if CURVATURE_CORRECTION else best[1]
+    e = best[1] - np.pi * sigma**2 / perimeter
     best = (best[0], e) + best[2:]
     return best[1:] if return_levels else best[1:3]

@@ -257,7 +257,11 @@ def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, mi
     (seeds 0-19, single-pass detection, axes with the static-background pass) the five such
     steps were 2-11 nm (8-75 standard errors, gains 20-280); the largest on a single crystal
     were 6 standard errors (major) and 7 (minor), gains <= 17. None turns the check off.
+
+    Rows marked ``interpolated`` (masks filled across closed gaps, no measurement) are left out.
     """
+    if "interpolated" in tracks.columns:
+        tracks = tracks[~tracks["interpolated"].fillna(False).astype(bool)]
     rows = []
     chi_limit = None
     if max_misfit and use_fit and "fit_chi2_near" in tracks and tracks["fit_chi2_near"].notna().any():

@@ -302,7 +302,11 @@ def fill_gaps(tracks: pd.DataFrame, labels: np.ndarray, *, min_area_px: int = 4)
             for f0, l0 in ((fr[k], lb[k]), (fr[k + 1], lb[k + 1])):
                 if f0 not in boxes:
                     boxes[f0] = ndi.find_objects(labels[f0])
-                ends.append((f0, l0, boxes[f0][l0 - 1]))
+                b = boxes[f0][l0 - 1] if 0 < l0 <= len(boxes[f0]) else None
+                if b is not None:
+                    ends.append((f0, l0, b))
+            if len(ends) < 2:
+                continue
             for f in range(fr[k] + 1, fr[k + 1]):
                 shifts = [np.round(drift[f] - drift[f0]).astype(int) for f0, _, _ in ends]
                 lo = np.min([[b[0].start + d[0], b[1].start + d[1]] for (_, _, b), d in zip(ends, shifts)], 0) - 3
@@ -313,8 +317,10 @@ def fill_gaps(tracks: pd.DataFrame, labels: np.ndarray, *, min_area_px: int = 4)
                 box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]))
                 a = (f - fr[k]) / (fr[k + 1] - fr[k])
                 sd = 0.0
-                for wgt, (f0, l0, _), d in zip((1 - a, a), ends, shifts):
-                    m = _mask_in(labels[f0], l0, d, box)
+                masks = [_mask_in(labels[f0], l0, d, box) for (f0, l0, _), d in zip(ends, shifts)]
+                if not all(m.any() for m in masks):  # an end moved out of the field: nothing to interpolate
+                    continue
+                for wgt, m in zip((1 - a, a), masks):
                     sd = sd + wgt * (ndi.distance_transform_edt(m) - ndi.distance_transform_edt(~m))
                 sub = labels[f][box]
                 m = (sd > 0) & (sub == 0)
