@@ -158,6 +158,14 @@ def refine_peaks(u: np.ndarray, kr: np.ndarray, kc: np.ndarray, *, iterations: i
     return kr, kc, best
 
 
+def _spectrum_index(kx, ky, shape, pixel_size):
+    """Nearest pixel (row, col) of the centred spectrum of ``shape`` at (kx, ky) (1/A), and |k|."""
+    nr, nc = shape
+    r = np.rint(ky * nr * pixel_size).astype(np.int64) + nr // 2
+    c = np.rint(kx * nc * pixel_size).astype(np.int64) + nc // 2
+    return r, c, np.hypot(kx, ky)
+
+
 class SpectrumEvidence:
     """The significance map of a power spectrum, kept so the indexer can look where a hypothesis predicts a spot.
 
@@ -212,9 +220,7 @@ class SpectrumEvidence:
         kx = np.asarray(kx_per_A, dtype=np.float64)
         ky = np.asarray(ky_per_A, dtype=np.float64)
         nr, nc = self.shape
-        r = np.rint(ky * nr * self.pixel_size).astype(np.int64) + nr // 2
-        c = np.rint(kx * nc * self.pixel_size).astype(np.int64) + nc // 2
-        k = np.hypot(kx, ky)
+        r, c, k = _spectrum_index(kx, ky, self.shape, self.pixel_size)
         inside = (r >= 0) & (r < nr) & (c >= 0) & (c < nc) & (k >= self.k_min_per_A) & (k <= self.k_max_per_A)
         inside &= np.abs(r - nr // 2) + np.abs(c - nc // 2) >= 3
         z = np.full(kx.shape, np.nan)
@@ -300,9 +306,7 @@ class PredictedSpotTest:
         kx = np.asarray(kx_per_A, dtype=np.float64)
         ky = np.asarray(ky_per_A, dtype=np.float64)
         R, C = self.shape
-        r = np.rint(ky * R * self.pixel_size).astype(np.int64) + R // 2
-        c = np.rint(kx * C * self.pixel_size).astype(np.int64) + C // 2
-        k = np.hypot(kx, ky)
+        r, c, k = _spectrum_index(kx, ky, self.shape, self.pixel_size)
         inside = (r >= 0) & (r < R) & (c >= 0) & (c < C) & (k >= self.k_min_per_A) & (k <= self.k_max_per_A)
         z = np.full(kx.shape, np.nan)
         ring = np.minimum((k[inside] * self._n1).astype(np.int64), self._med.size - 1)

@@ -96,14 +96,7 @@ def _split_tile(sub: np.ndarray, comp: np.ndarray, c: np.ndarray, *, min_peak, n
     low = np.minimum(peak_c[i], peak_c[j])
     dip = (sc < dip_ratio * low) & (low - sc > dip_noise)
     merge = ~dip & (sd >= neck_ratio * np.minimum(peak_d[i], peak_d[j]))
-    parent = np.arange(n + 1)
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    parent, find = _union_find(n)
     order = np.argsort(-sc)
     for a, b in zip(i[order][merge[order]].tolist(), j[order][merge[order]].tolist()):
         ri, rj = find(a), find(b)
