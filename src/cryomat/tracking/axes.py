@@ -252,8 +252,9 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     crystal's own frame (:func:`static_residual`) and divided out; more passes re-measure it
     from the refitted frames (0: none). On the growth simulator (seeds 0-19, same detections)
     one pass lowered the per-frame minor-axis scatter (MAD vs truth) from 0.29 to 0.25 px and
-    the minor rate error spread (MAD of error / noise floor) from 1.7 to 1.3; it costs no
-    extra fit (the refit with the track's angle was there before). ``shared_contrast``: hold
+    the minor rate error spread (MAD of error / noise floor) from 1.7 to 1.3; with
+    ``shared_angle`` it costs no extra fit (the refit with the track's angle was there before),
+    without it one refit per frame. ``shared_contrast``: hold
     the contrast at the track's median in that refit (measured: no better on the simulator,
     worse on seeds 10-19). ``static_kw``: options of :func:`static_residual`.
     """

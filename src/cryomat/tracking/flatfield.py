@@ -208,8 +208,8 @@ class FlatField:
 
     Behaves as a read-only (T, H, W) float32 sequence: ``ff[t]`` is a :class:`FlatFrame`
     (``np.asarray(ff[t])`` the full flat-fielded frame, ``ff[t][r0:r1, c0:c1]`` a crop
-    computed alone); only the background canvas (float64, about one frame) is held besides
-    the raw series.
+    computed alone); only three canvas-sized float32 arrays (background, frames seen, measured
+    mask; each a little larger than one frame) are held besides the raw series.
     """
 
     def __init__(self, frames, labels, drift_rc, **kw):
