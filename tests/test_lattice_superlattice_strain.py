@@ -44,10 +44,9 @@ def test_lock_in_amplitude_of_a_pure_cosine():
     assert np.allclose(amp[32:96, 32:96], 0.2, rtol=0.02)
 
 
-def test_gpa_recovers_a_strain_step():
-    # columns with exx = 1 % right of col 192 (continuous displacement); GPA must give ~1 % there
-    # and ~0 on the left (reference); tolerance 0.05 % = Poisson noise over the 4 A resolution
-    px, shape = 0.15, (384, 512)
+def _strain_step(shape, px):
+    """Columns (a = 3.905 A, 100 counts, background 2) with exx = 1 % right of col 192, Poisson
+    noise; and the reference mask (cols < 150, unstrained)."""
     pos, *_ = column_positions(shape, pixel_size=px, lattice_A=3.905, basis=((0.0, 0.0),), margin_A=-5)
     x = pos[:, 1]
     pos[:, 1] = np.where(x > 192, x + 0.01 * (x - 192), x)
@@ -55,6 +54,14 @@ def test_gpa_recovers_a_strain_step():
                                                           background=2)).astype(float)
     ref = np.zeros(shape, bool)
     ref[:, :150] = True
+    return img, ref
+
+
+def test_gpa_recovers_a_strain_step():
+    # columns with exx = 1 % right of col 192 (continuous displacement); GPA must give ~1 % there
+    # and ~0 on the left (reference); tolerance 0.05 % = Poisson noise over the 4 A resolution
+    px, shape = 0.15, (384, 512)
+    img, ref = _strain_step(shape, px)
     r = gpa(img, pixel_size=px, sigma_A=4.0, reference_mask=ref)
     right, left = (slice(100, 280), slice(300, 400)), (slice(100, 280), slice(60, 130))
     assert r.exx[right].mean() == pytest.approx(0.01, abs=5e-4)
@@ -99,13 +106,7 @@ def test_gpa_edges_do_not_wrap():
     # within 0.2 % of the truth (measured max 0.12 %: Poisson noise of the one-sided average near
     # the border, rms 0.036 %). Pixels within 3 sigma of the step itself are left out (resolution)
     px, shape, sigma = 0.15, (384, 512), 4.0
-    pos, *_ = column_positions(shape, pixel_size=px, lattice_A=3.905, basis=((0.0, 0.0),), margin_A=-5)
-    x = pos[:, 1]
-    pos[:, 1] = np.where(x > 192, x + 0.01 * (x - 192), x)
-    img = np.random.default_rng(0).poisson(render_columns(shape, pos, np.full(len(pos), 100.0), sigma_px=3.0,
-                                                          background=2)).astype(float)
-    ref = np.zeros(shape, bool)
-    ref[:, :150] = True
+    img, ref = _strain_step(shape, px)
     r = gpa(img, pixel_size=px, sigma_A=sigma, reference_mask=ref)
     b = r.border_px
     assert b == int(np.ceil(2 * sigma / px))  # the NaN border is reported and is 2 sigma wide

@@ -13,16 +13,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-def _pair_saddles(lab: np.ndarray, *values: np.ndarray):
-    """For every pair of 4-adjacent regions: the highest min(value) across their shared boundary
-    for each of ``values``. Returns ``(i, j, saddle_1, saddle_2, ...)`` with i < j."""
-    ii, jj, vv = [], [], [[] for _ in values]
+def _touching_pairs(lab: np.ndarray):
+    """4-adjacent pixel pairs of two different regions of ``lab``, per direction (down, right):
+    yields ``(a_slice, b_slice, sel, lower_label, higher_label)`` (``sel`` over the shifted views)."""
     for a_sl, b_sl in (((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
                        ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))):
         a, b = lab[a_sl], lab[b_sl]
         sel = (a != b) & (a > 0) & (b > 0)
-        ii.append(np.minimum(a[sel], b[sel]))
-        jj.append(np.maximum(a[sel], b[sel]))
+        yield a_sl, b_sl, sel, np.minimum(a[sel], b[sel]), np.maximum(a[sel], b[sel])
+
+
+def _pair_saddles(lab: np.ndarray, *values: np.ndarray):
+    """For every pair of 4-adjacent regions: the highest min(value) across their shared boundary
+    for each of ``values``. Returns ``(i, j, saddle_1, saddle_2, ...)`` with i < j."""
+    ii, jj, vv = [], [], [[] for _ in values]
+    for a_sl, b_sl, sel, lo, hi in _touching_pairs(lab):
+        ii.append(lo)
+        jj.append(hi)
         for lst, v in zip(vv, values):
             lst.append(np.minimum(v[a_sl][sel], v[b_sl][sel]))
     i, j = np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64)
@@ -180,12 +187,9 @@ def _contact_means(part: np.ndarray, c: np.ndarray):
     """For every pair of 4-adjacent regions of ``part``: (i, j, mean of ``c`` over the pixels on
     both sides of their shared boundary, number of those pixel pairs)."""
     ii, jj, vv = [], [], []
-    for a_sl, b_sl in (((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
-                       ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))):
-        a, b = part[a_sl], part[b_sl]
-        sel = (a != b) & (a > 0) & (b > 0)
-        ii.append(np.minimum(a[sel], b[sel]))
-        jj.append(np.maximum(a[sel], b[sel]))
+    for a_sl, b_sl, sel, lo, hi in _touching_pairs(part):
+        ii.append(lo)
+        jj.append(hi)
         vv.append(0.5 * (c[a_sl][sel] + c[b_sl][sel]))
     i, j, v = np.concatenate(ii), np.concatenate(jj), np.concatenate(vv)
     if i.size == 0:
