@@ -10,7 +10,7 @@ METHODS = ("classical", "unet")
 
 def segment_particles(image, *, pixel_size: float, dose_e_per_A2: float | None = None, method: str = "classical",
                       min_size_nm: float | None = None, split_touching: bool = False,
-                      polarity: str = "auto") -> np.ndarray:
+                      polarity: str = "auto", outline_fit: bool | None = None) -> np.ndarray:
     """Segment every particle of a 2D image into instance labels.
 
     Parameters
@@ -29,6 +29,11 @@ def segment_particles(image, *, pixel_size: float, dose_e_per_A2: float | None =
         fused aggregates with thick necks stay whole; in a field of monodisperse round
         particles, clusters are also split by the single-particle area (classical method).
     polarity : ``"auto"``, ``"dark"`` (bright-field TEM) or ``"bright"`` (HAADF-STEM).
+    outline_fit : bool or None (classical method). True: every object's outline is fitted as a
+        smooth closed curve (Fourier offsets along its normal, as many harmonics as its signal
+        supports) to the unsmoothed contrast (:mod:`cryomat.segmentation.contour`); False:
+        outlines from the smoothed image's per-object edge fit only; None (default): the fit
+        runs at low dose, where the detection smoothing is wide (~0.5 e/A^2 and below at 5 A/px).
 
     Returns
     -------
@@ -48,7 +53,7 @@ def segment_particles(image, *, pixel_size: float, dose_e_per_A2: float | None =
     from cryomat.segmentation.classical import segment_classical
 
     return segment_classical(arr, pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, min_size_nm=min_size_nm,
-                             split_touching=split_touching, polarity=polarity)
+                             split_touching=split_touching, polarity=polarity, outline_fit=outline_fit)
 
 
 def threshold_watershed(image, *, pixel_size: float, sigma_px: float = 2.0, polarity: str = "auto",
