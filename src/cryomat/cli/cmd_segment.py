@@ -25,6 +25,9 @@ def add_arguments(p):
     p.add_argument("--polarity", choices=["auto", "dark", "bright"], default="auto",
                    help="particles darker (bright-field TEM) or brighter (HAADF) than the support (default auto)")
     p.add_argument("--exclude-border", action="store_true", help="drop particles cut by the image border")
+    p.add_argument("--edges", choices=["mask", "image"], default="mask",
+                   help="outlines for the shape descriptors: from the label masks (default) or, where the image "
+                        "carries them (>= 8 noise sigmas of contrast), sub-pixel edges from its grey levels")
     add_pixel_size(p)
 
 
@@ -80,7 +83,7 @@ def run(args) -> int:
             labels = segment_particles(frame, pixel_size=px, dose_e_per_A2=dose, method=args.method,
                                        min_size_nm=args.min_size, split_touching=args.split_touching,
                                        polarity=args.polarity)
-            table = particle_table(labels, frame, pixel_size=px)
+            table = particle_table(labels, frame, pixel_size=px, edges=args.edges)
             if args.exclude_border and len(table):
                 drop = table.loc[table["touches_border"], "label"].to_numpy()
                 labels[np.isin(labels, drop)] = 0

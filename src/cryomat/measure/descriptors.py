@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from cryomat.measure.geometry import feret_diameters, polygon_area, polygon_perimeter
+from cryomat.measure.geometry import feret_diameters, polygon_area, polygon_moments, polygon_perimeter
+from cryomat.measure.grey import grey_edge_points, grey_outline
 from cryomat.measure.outline import (CONTOUR_SIGMA_PX, _hull, _straight_polygon, boundary_ellipse, feret_contour,
                                      object_contour)
 
@@ -68,8 +69,13 @@ def _radial_harmonics(contour: np.ndarray, centre: np.ndarray) -> tuple[float, f
     return tuple(float(abs(np.sum(w * r * np.exp(-1j * k * th))) / rm) for k in (4, 6))
 
 
-def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
+def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX, grey: dict | None = None) -> dict:
     """Descriptors of one binary object, lengths in pixels.
+
+    ``grey``: the shape read from the grey levels (:func:`cryomat.measure.grey.grey_outline`
+    of :func:`cryomat.measure.grey.grey_edge_points`, its outline in the frame of ``mask``):
+    when given, perimeter, circularity, Feret diameters, aspect ratio, eccentricity, solidity and
+    convexity come from it (area stays the pixel count).
 
     Returns a dict with ``area_px, perimeter_px, circularity, feret_max_px, feret_min_px,
     aspect_ratio, eccentricity, orientation_deg, solidity, convexity, centroid_row_px,
@@ -78,9 +84,10 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
     ``aspect_ratio`` = major/minor axis of the moment-equivalent ellipse (1 for a disc or a
     square, a/b for an ellipse, L/W for a rectangle): of the rasterised ellipse where the object
     is identified as one (:func:`boundary_ellipse`; a disc's pixel moments carry a few per cent
-    of grid anisotropy below 10 px radius), else of the pixel squares (the moments of the sides'
-    polygon of :func:`_straight_polygon` are no better for small rotated squares: 2-5 % at 10-15 px
-    sides either way); ``eccentricity`` likewise. ``orientation_deg`` is the major axis
+    of grid anisotropy below 10 px radius), of the polygon of straight sides where the object is
+    one (:func:`_straight_polygon`; a rectangle reads L/W: rotated squares 10-60 px median 0.05 %,
+    worst 2.3 %, against 0.2 % and 3.5 % from the pixels), else of the pixel squares;
+    ``eccentricity`` likewise. ``orientation_deg`` is the major axis
     angle counter-clockwise from the column axis as displayed (rows down), in (-90, 90].
     ``circularity`` = 4 pi A / P^2 with A and P of the same contour polygon. ``solidity`` =
     contour area / hull area, ``convexity`` = hull perimeter / contour perimeter.
@@ -101,8 +108,14 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
         orient += 180
     elif orient > 90:
         orient -= 180
-    contour = object_contour(m, sigma_px=sigma_px)
-    if len(contour) >= 3:
+    contour = object_contour(m, sigma_px=sigma_px) if grey is None else np.asarray(grey["outline"], dtype=np.float64)
+    if grey is not None:
+        a_c, p_c = polygon_area(contour), polygon_perimeter(contour)
+        hull = _hull(contour)
+        a_h, p_h = polygon_area(hull), polygon_perimeter(hull)
+        fmax, fmin = grey["feret_max"], grey["feret_min"]
+        ev = np.clip(np.linalg.eigvalsh(grey["moments"]), 1e-12, None)
+    elif len(contour) >= 3:
         a_c, p_c = polygon_area(contour), polygon_perimeter(contour)
         hull = _hull(contour)
         a_h, p_h = polygon_area(hull), polygon_perimeter(hull)
@@ -115,6 +128,8 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX) -> dict:
             poly = _straight_polygon(filled)
             fpts = poly if poly is not None else feret_contour(m, contour=contour)
             fmax, fmin, _ = feret_diameters(_hull(fpts))
+            if poly is not None:  # the moments of the polygon that was rasterised (L/W of a rectangle)
+                ev = np.clip(np.linalg.eigvalsh(polygon_moments(poly)[2]), 1e-12, None)
     else:
         a_c = p_c = a_h = p_h = float("nan")
         fmax = fmin = float("nan")
@@ -165,7 +180,8 @@ def _intensity_profile(img: np.ndarray, lab: np.ndarray, sl, label: int, ring_px
     return {"contrast": float(c_all), "rim_to_core_contrast": float(c_rim / c_core) if c_core != 0 else float("nan")}
 
 
-def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = CONTOUR_SIGMA_PX) -> pd.DataFrame:
+def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = CONTOUR_SIGMA_PX,
+                   edges: str = "mask") -> pd.DataFrame:
     """One row per labelled object with shape descriptors in physical units.
 
     Parameters
@@ -174,6 +190,15 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
     image : (rows, cols) array or None; the image for ``mean_intensity`` (NaN when None).
     pixel_size : float, A per pixel (outputs are in nm and nm^2).
     sigma_px : contour regularisation in pixels (see :func:`object_contour`).
+    edges : ``"mask"`` (default): outlines from the label mask; ``"image"``: from the grey levels
+        of ``image`` where they carry them: in an area-coverage image every partly covered pixel
+        fixes the edge's offset from its centre (:func:`cryomat.measure.grey.grey_edge_points`),
+        and a circle, ellipse or polygon of straight sides is fitted to those edge points
+        (:func:`cryomat.measure.grey.grey_outline`; Feret within ~0.02 px on noise-free
+        anti-aliased shapes, against 0.1-0.4 px from a mask). Objects whose contrast is below 8
+        noise sigmas, without a support ring, or whose edge points fit none of these shapes keep
+        the mask's outline. Lengths, circularity, aspect ratio, solidity and convexity follow the
+        outline; area and equivalent diameter stay the pixel count.
 
     Returns
     -------
@@ -197,6 +222,8 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
         img = np.asarray(image)
         if img.shape != lab.shape:
             raise ValueError(f"image shape {img.shape} differs from labels shape {lab.shape}")
+    if edges not in ("mask", "image"):
+        raise ValueError(f"edges must be 'mask' or 'image', got {edges!r}")
     nm = px / 10.0
     rows = []
     slices = ndi.find_objects(lab.astype(np.int64, copy=False)) if lab.max(initial=0) > 0 else []
@@ -205,7 +232,15 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
             continue
         label = i + 1
         m = lab[sl] == label
-        d = shape_descriptors(m, sigma_px=sigma_px)
+        grey = None
+        if edges == "image" and img is not None:
+            r0, c0 = max(sl[0].start - 6, 0), max(sl[1].start - 6, 0)
+            r1, c1 = min(sl[0].stop + 6, lab.shape[0]), min(sl[1].stop + 6, lab.shape[1])
+            got = grey_edge_points(img[r0:r1, c0:c1], lab[r0:r1, c0:c1], label)
+            grey = grey_outline(*got) if got is not None else None
+            if grey is not None:
+                grey["outline"] = grey["outline"] + [r0 - sl[0].start, c0 - sl[1].start]
+        d = shape_descriptors(m, sigma_px=sigma_px, grey=grey)
         border = (sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0]
                   or sl[1].stop == lab.shape[1])
         area_nm2 = d["area_px"] * nm * nm
