@@ -42,6 +42,9 @@ def add_arguments(p):
     p.add_argument("--include-border", action="store_true", help="keep particles cut by the image border")
     p.add_argument("--bootstrap", type=positive_int, default=20, help="bootstrap refits for the stability (default 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-image-features", action="store_true",
+                   help="do not fit projection models (flat square, flat disc, dome) to the images named in the "
+                        "segment run's results.json (default: fit them when the images and label masks are found)")
 
 
 def _read_tables(paths):
@@ -71,8 +74,8 @@ def run(args) -> int:
 
     from cryomat.cli.common import parameters_of
     from cryomat.errors import InputError
-    from cryomat.measure.classify import (class_fractions, cluster_shapes, compare_groups, predict_classes,
-                                          shape_features, train_classifier)
+    from cryomat.measure.classify import (class_fractions, class_probabilities, cluster_shapes, compare_groups,
+                                          posterior_fractions, predict_classes, shape_features, train_classifier)
     from cryomat.outputs import OutputDir
     from cryomat.progress import status
 
@@ -95,8 +98,10 @@ def run(args) -> int:
         group_col = "condition"
     if len(table) < 3:
         raise InputError(f"only {len(table)} particle(s) to classify; need at least 3", path=args.tables[0])
+    n_fitted = 0 if args.no_image_features else _add_image_features(table, args.tables)
     feats = shape_features(table, include_size=args.include_size)
-    results: dict = {"n_particles": int(len(table)), "features": list(feats.columns), "group_by": group_col}
+    results: dict = {"n_particles": int(len(table)), "features": list(feats.columns), "group_by": group_col,
+                     "n_projection_fits": n_fitted}
     if args.labels:
         lab = pd.read_csv(args.labels)
         if {"image", "row_px", "col_px", "class"} <= set(lab.columns) and "label" not in lab.columns:
@@ -112,6 +117,7 @@ def run(args) -> int:
                                unlabelled=feats.drop(index=merged["index"]))
         pred, prob = predict_classes(clf, feats)
         table["class"], table["class_probability"] = pred, prob
+        post = class_probabilities(clf, feats)
         table["labelled"] = table.index.isin(merged["index"])
         results.update({"mode": "supervised", "n_labelled": int(len(merged)),
                         "n_labels_not_matched": int(len(lab) - len(merged)),
@@ -126,6 +132,8 @@ def run(args) -> int:
         cl = cluster_shapes(feats, n_classes=args.n_classes, seed=args.seed, n_bootstrap=args.bootstrap,
                             criterion=args.k_criterion)
         table["class"] = [f"class_{k}" for k in cl.labels]
+        post = pd.DataFrame(cl.probabilities, columns=[f"class_{k}" for k in range(cl.n_classes)])
+        table["class_probability"] = post.max(axis=1).to_numpy()
         emb = cl.embedding
         results.update({"mode": "unsupervised", "n_classes": cl.n_classes, "k_criterion": cl.criterion,
                         "cluster_features": list(cl.columns), "partition_features": list(cl.partition_columns),
@@ -136,6 +144,9 @@ def run(args) -> int:
                         "classes": sorted(set(table["class"]))})
     fr = class_fractions(table[group_col], table["class"])
     overall = class_fractions(np.full(len(table), "all"), table["class"])
+    fr_post = posterior_fractions(table[group_col], post.to_numpy(), post.columns)
+    overall_post = posterior_fractions(np.full(len(table), "all"), post.to_numpy(), post.columns)
+    results["fractions_overall_posterior"] = overall_post.drop(columns=["group"]).to_dict(orient="records")
     test = compare_groups(table[group_col], table["class"])
     results["fractions_overall"] = overall.drop(columns=["group"]).to_dict(orient="records")
     results["groups_differ_test"] = {"method": "chi-square test of independence (class x group)", **test}
@@ -143,13 +154,78 @@ def run(args) -> int:
                             "class_probability", "labelled", "equivalent_diameter_nm"] if c and c in table.columns]
     od.write_csv("classes.csv", table[out_cols])
     od.write_csv("fractions.csv", fr)
+    od.write_csv("fractions_posterior.csv", fr_post)
     od.save_figure("embedding.png", _embedding_figure(emb, table["class"].to_numpy()))
     galleries = _galleries(od, table, args.tables)
     results["galleries"] = galleries
-    _report(od, results, fr, galleries)
+    _report(od, results, fr, galleries, fr_post)
     od.write_results(results)
     status(f"classify: {len(table)} particles into {len(results['classes'])} classes -> {od.path}")
     return 0
+
+
+def _segment_sources(tables) -> dict:
+    """image name -> (source path, frame, label-mask path) from the segment run's results.json
+    next to each particles.csv (empty when there is none)."""
+    sources = {}
+    for t in tables:
+        rj = Path(t).parent / "results.json"
+        if rj.is_file():
+            try:
+                for row in json.loads(rj.read_text())["results"].get("per_image", []):
+                    name = str(row["image"])
+                    sources[name] = (row.get("source"), row.get("frame"),
+                                     Path(t).parent / "labels" / f"{name}_labels.tif")
+            except (ValueError, KeyError, TypeError):
+                continue
+    return sources
+
+
+def _read_frame(src, frame):
+    import numpy as np
+
+    from cryomat import io
+
+    d = np.asarray(io.read(src, lazy=False).data)
+    return d[frame] if (frame is not None and d.ndim == 3) else d
+
+
+def _add_image_features(table, tables) -> int:
+    """Projection-model features (:mod:`cryomat.measure.projection`) for the particles of every
+    image whose source and label mask are found; added to ``table`` in place (NaN elsewhere, or
+    every column left out when no image is found). Returns the number of particles fitted."""
+    import numpy as np
+    import pandas as pd
+    import tifffile
+
+    from cryomat.measure.projection import PROJECTION_COLUMNS, projection_features
+    from cryomat.progress import progress
+
+    sources = _segment_sources(tables)
+    todo = [n for n in table["image"].unique() if n in sources and sources[n][0] and Path(sources[n][0]).is_file()
+            and sources[n][2].is_file()]
+    if not todo:
+        return 0
+    parts = []
+    for name in progress(todo, total=len(todo), desc="projection fits"):
+        src, frame, lab_path = sources[name]
+        try:
+            img = _read_frame(src, frame)
+            lab = np.asarray(tifffile.imread(lab_path)).astype(np.int64)
+        except Exception:  # a moved or unreadable image: its particles keep NaN features
+            continue
+        if img.shape != lab.shape:
+            continue
+        want = table.loc[table["image"] == name, "label"].astype(int)
+        parts.append(projection_features(img, lab, which=want).assign(image=name))
+    if not parts:
+        return 0
+    pf = pd.concat(parts, ignore_index=True)
+    key = pd.MultiIndex.from_frame(table[["image", "label"]].astype({"label": np.int64}))
+    pf = pf.set_index(["image", "label"])
+    for c in PROJECTION_COLUMNS:
+        table[c] = pf[c].reindex(key).to_numpy()
+    return int(len(pf))
 
 
 def _labels_from_points(points, table, path):
@@ -199,18 +275,9 @@ def _galleries(od, table, tables) -> list:
     """Example crops per class, from the images named in the segment run's results.json."""
     import numpy as np
 
-    from cryomat import io
     from cryomat.report.figures import new_figure
 
-    sources = {}
-    for t in tables:
-        rj = Path(t).parent / "results.json"
-        if rj.is_file():
-            try:
-                for row in json.loads(rj.read_text())["results"].get("per_image", []):
-                    sources[str(row["image"])] = (row.get("source"), row.get("frame"))
-            except (ValueError, KeyError, TypeError):
-                continue
+    sources = {k: v[:2] for k, v in _segment_sources(tables).items()}
     if not sources or "centroid_row_px" not in table.columns:
         return []
     cache: dict = {}
@@ -226,11 +293,10 @@ def _galleries(od, table, tables) -> list:
                 continue
             if src not in cache:
                 try:
-                    d = np.asarray(io.read(src[0], lazy=False).data)
+                    cache[src] = _read_frame(*src)
                 except Exception:
                     cache[src] = None
                     continue
-                cache[src] = d[src[1]] if (src[1] is not None and d.ndim == 3) else d
             img = cache[src]
             if img is None:
                 continue
@@ -253,13 +319,15 @@ def _galleries(od, table, tables) -> list:
     return written
 
 
-def _report(od, results, fr, galleries) -> None:
+def _report(od, results, fr, galleries, fr_post=None) -> None:
     from cryomat.report import Report
 
     rep = Report("Particle morphology classes", subtitle=f"{results['n_particles']} particles, {results['mode']}")
     rep.add_metrics({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
     rep.add_figure("embedding.png", "Particles in the first two principal components of their shape features")
     rep.add_table(fr, title="Class fractions per group (95 % Wilson intervals)")
+    if fr_post is not None:
+        rep.add_table(fr_post, title="Class fractions per group as sums of class probabilities (95 % intervals)")
     t = results["groups_differ_test"]
     rep.add_text(f"Do the groups differ? chi-square = {t['chi2']:.3g}, dof = {t['dof']}, p = {t['p_value']:.3g}, "
                  f"Cramer's V = {t['cramers_v']:.3g}" if t["dof"] else "Only one group: no test.")

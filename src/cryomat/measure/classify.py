@@ -8,11 +8,12 @@
   (default; BIC of a mixture over-splits non-Gaussian shape classes) or by BIC, never a K with
   a class of a handful of particles; the partition at that K by a shared-covariance mixture;
   stability as the adjusted Rand index of bootstrap refits.
-- :func:`train_classifier` / :func:`predict_classes`: supervised classifier from a few
-  labelled objects (class-balanced logistic regression on standardised features or random
-  forest, the one with the better cross-validated macro-F1 on the labels).
-- :func:`class_fractions`: per-group class fractions with Wilson score intervals;
-  :func:`compare_groups`: chi-square test that two or more conditions differ.
+- supervised classification from a few labelled objects (:func:`train_classifier`,
+  :func:`predict_classes`) lives in :mod:`cryomat.measure.supervised`; per-group fractions with
+  intervals and the test that conditions differ (:func:`class_fractions`,
+  :func:`posterior_fractions`, :func:`compare_groups`) in :mod:`cryomat.measure.fractions`;
+  both are re-exported here. Projection-model features from the image
+  (:func:`cryomat.measure.projection.projection_features`) join the table's columns when present.
 
 References
 ----------
@@ -20,9 +21,7 @@ Yao et al., Nanoscale 14, 15357 (2022), doi:10.1039/D2NR03712B (shape groups of 
 without hand-picked descriptors); Schwarz, Ann. Stat. 6, 461 (1978), doi:10.1214/aos/1176344136 (BIC);
 Rousseeuw, J. Comput. Appl. Math. 20, 53 (1987), doi:10.1016/0377-0427(87)90125-7 (silhouettes);
 Hubert & Arabie, J. Classif. 2, 193 (1985), doi:10.1007/BF01908075 (adjusted Rand index);
-Wilson, JASA 22, 209 (1927), doi:10.1080/01621459.1927.10502953; Breiman, Mach. Learn. 45, 5 (2001),
-doi:10.1023/A:1010933404324; King & Zeng, Polit. Anal. 9, 137 (2001), doi:10.1093/oxfordjournals.pan.a004868
-(class-balanced logistic regression); Reimer & Kohl (2008), doi:10.1007/978-0-387-40093-8 (mass-thickness
+Reimer & Kohl (2008), doi:10.1007/978-0-387-40093-8 (mass-thickness
 contrast -ln(I/I0) proportional to projected thickness).
 """
 
@@ -32,7 +31,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+
+from cryomat.measure.fractions import class_fractions, compare_groups, posterior_fractions, wilson_interval
+from cryomat.measure.projection import PROJECTION_COLUMNS
+from cryomat.measure.supervised import (MODELS, Classifier, SemiSupervisedGaussian, class_probabilities,
+                                        predict_classes, train_classifier)
+
+__all__ = ["FEATURES", "CLUSTER_FEATURES", "PARTITION_FEATURES", "Clustering", "cluster_shapes", "shape_features",
+           "MODELS", "Classifier", "SemiSupervisedGaussian", "train_classifier", "predict_classes", "class_probabilities",
+           "wilson_interval", "class_fractions", "posterior_fractions", "compare_groups"]
 
 FEATURES = ("log_equivalent_diameter", "circularity", "log_aspect_ratio", "feret_ratio", "solidity", "convexity")
 #: features the unsupervised grouping uses when present: the most discriminating and least noisy
@@ -45,9 +52,18 @@ CLUSTER_FEATURES = ("log_equivalent_diameter", "log_aspect_ratio", "feret_ratio"
 #: :data:`CLUSTER_FEATURES` without the rim/core contrast, whose spread within plates and cubes
 #: (0.1-0.2) blurred the sphere/plate boundary (held-out seed bases 5000-11000, 24 sets at K = 4:
 #: worst ARI 0.76 with it, 0.88 without; the K choice still needs it: without it the silhouette
-#: preferred K = 2, rods vs the rest, on 8 of 24 sets)
+#: preferred K = 2, rods vs the rest, on 8 of 24 sets), plus the flat-square vs dome likelihood
+#: ratio of the projection fits (:mod:`cryomat.measure.projection`; in the K choice too it let
+#: K = 3 win on 3 of 18 sets, so it is used only here)
 PARTITION_FEATURES = ("log_equivalent_diameter", "log_aspect_ratio", "feret_ratio", "harmonic4", "harmonic6",
-                      "log_thickness_ratio")
+                      "log_thickness_ratio", "llr_ratio_square_dome")
+#: shrinkage of each class's covariance toward the pooled one in the equal-prior refinement of
+#: the partition (1: one shared covariance; regularised discriminant analysis, Friedman, JASA 84,
+#: 165 (1989), doi:10.1080/01621459.1989.10478752): rods spread far more in the projection and
+#: contrast features than spheres and cubes do, and one pooled covariance lets that spread drown
+#: the sphere/cube difference (30 sets of bases 5000-13000 through segmentation: ARI range 0.90-1.00
+#: with 0.3, 0.87-0.99 with 1)
+PARTITION_SHRINKAGE = 0.3
 #: criteria for choosing the number of classes
 K_CRITERIA = ("silhouette", "bic")
 #: mixture starts per K with the silhouette criterion (the one with the best silhouette is kept)
@@ -98,6 +114,9 @@ def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.Data
             f[col] = np.sqrt(table[col].astype(float).clip(0, 1))
     if "rim_to_core_contrast" in table.columns and table["rim_to_core_contrast"].notna().any():
         f["rim_to_core_contrast"] = table["rim_to_core_contrast"].astype(float).clip(-1, 3)
+    for col in PROJECTION_COLUMNS:
+        if col in table.columns and table[col].notna().any():
+            f[col] = table[col].astype(float).clip(-1, 1)
     if "contrast" in table.columns and table["contrast"].notna().any():
         c = table["contrast"].astype(float).clip(lower=-0.999)
         mass = np.abs(np.log1p(c)).clip(lower=1e-4)
@@ -121,7 +140,8 @@ class Clustering:
     ``silhouette`` per tried K (empty for a fixed K), ``criterion`` that chose K,
     ``stability_ari`` (bootstrap ARIs against the full-data grouping), ``embedding`` (n, 2) PCA,
     ``columns`` (the features that chose K), ``partition_columns`` (those of the final
-    partition), ``excluded_k`` (K values not eligible: a class below :data:`MIN_CLASS_FRACTION`)."""
+    partition), ``excluded_k`` (K values not eligible: a class below :data:`MIN_CLASS_FRACTION`),
+    ``probabilities`` (n, K) the partition's class posteriors (for fractions as posterior sums)."""
 
     labels: np.ndarray
     n_classes: int
@@ -134,6 +154,7 @@ class Clustering:
     columns: tuple = ()
     partition_columns: tuple = ()
     excluded_k: tuple = ()
+    probabilities: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def stability_mean(self) -> float:
@@ -155,7 +176,9 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
     few hundred particles) on the :data:`PARTITION_FEATURES` present; of
     :data:`SILHOUETTE_STARTS` starts the one whose partition has the highest silhouette is kept
     (the likelihood's best start was sometimes a poor partition: worst ARI 0.59 vs 0.88), then
-    refined with equal class priors (:func:`_equal_prior_em`). End to end through
+    refined with equal class priors and class covariances shrunk toward the pooled one
+    (:func:`_equal_prior_em`, :data:`PARTITION_SHRINKAGE`), the start whose refined partition
+    has the best silhouette kept (:func:`_partition`). End to end through
     ``cryomat segment`` on 6-image sets of the 4-class ``particles`` simulator at 1 e/A^2: seed
     bases 5000-11000 (24 sets, which informed these choices) K = 4 every time, ARI 0.88-0.97
     (before: full-covariance partition on all features, 0.81-0.98, K = 5 on 3 sets); held-out
@@ -187,7 +210,7 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
         raise ValueError(f"criterion must be one of {K_CRITERIA}, got {criterion!r}")
     if columns is None:
         columns = [c for c in CLUSTER_FEATURES if c in features.columns] or list(features.columns)
-        pcols = [c for c in PARTITION_FEATURES if c in columns] or list(columns)
+        pcols = [c for c in PARTITION_FEATURES if c in features.columns] or list(columns)
     else:
         pcols = columns = list(columns)
     x = np.asarray(features[list(columns)], dtype=float)
@@ -230,25 +253,49 @@ def _best_start(z, k, seed, cov):
     return best
 
 
-def _equal_prior_em(z, resp, n_iter: int = 30, reg: float = 1e-3) -> np.ndarray:
+def _equal_prior_em(z, resp, n_iter: int = 30, reg: float = 1e-3, shrinkage: float | None = None):
     """Refine a shared-covariance mixture with equal class priors (EM from responsibilities
     ``resp``): a large class's prior no longer pulls the ambiguous particles of a small one
     (class-balanced, like the supervised models; 36 simulated 6-image sets: ARI unchanged on 29,
-    +0.013 to +0.043 on 6, -0.023 on 1). Returns the labels."""
+    +0.013 to +0.043 on 6, -0.023 on 1). Each class's covariance is shrunk toward the pooled one
+    by ``shrinkage`` (default :data:`PARTITION_SHRINKAGE`). Returns (labels, responsibilities,
+    log-likelihood up to a constant; -inf when a class emptied and the start is returned)."""
+    shrinkage = PARTITION_SHRINKAGE if shrinkage is None else float(shrinkage)
     k = resp.shape[1]
-    start = resp.argmax(1)
+    start = (resp.argmax(1), resp, -np.inf)
+    loglik = -np.inf
     for _ in range(int(n_iter)):
         w = resp.sum(0)
         if np.any(w < 1e-9):  # an emptied class: keep the mixture's partition
             return start
         mu = (resp.T @ z) / w[:, None]
-        cov = sum((resp[:, j, None] * (z - mu[j])).T @ (z - mu[j]) for j in range(k)) / len(z)
-        prec = np.linalg.inv(cov + reg * np.eye(z.shape[1]))
+        scat = [(resp[:, j, None] * (z - mu[j])).T @ (z - mu[j]) for j in range(k)]
+        pooled = sum(scat) / len(z)
+        covs = [(1 - shrinkage) * sj / wj + shrinkage * pooled + reg * np.eye(z.shape[1]) for sj, wj in zip(scat, w)]
+        prec = np.stack([np.linalg.inv(c) for c in covs])
+        logdet = np.array([np.linalg.slogdet(c)[1] for c in covs])
         d = z[:, None, :] - mu[None]
-        q = -0.5 * np.einsum("nki,ij,nkj->nk", d, prec, d)
-        q = np.exp(q - q.max(1, keepdims=True))
+        q = -0.5 * (np.einsum("nki,kij,nkj->nk", d, prec, d) + logdet[None])
+        top = q.max(1, keepdims=True)
+        q = np.exp(q - top)
+        loglik = float(np.sum(np.log(q.sum(1)) + top[:, 0]))  # up to a constant
         resp = q / q.sum(1, keepdims=True)
-    return resp.argmax(1)
+    return resp.argmax(1), resp, loglik
+
+
+def _partition(z, k, seed):
+    """Partition at K: :data:`SILHOUETTE_STARTS` shared-covariance mixture starts, each refined by
+    :func:`_equal_prior_em`; the one whose labels have the highest mean silhouette is kept
+    (choosing by the refined mixture's likelihood gave the same partitions on 18 simulated sets).
+    Returns (labels, probabilities)."""
+    best = None
+    for s in range(SILHOUETTE_STARTS):
+        m = _fit(z, k, seed * 1000 + s, cov="tied")
+        lab, prob, _ = _equal_prior_em(z, m.predict_proba(z))
+        score = _silhouette(z, lab, seed)
+        if best is None or score > best[0]:
+            best = (score, lab, prob)
+    return best[1], best[2]
 
 
 def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
@@ -289,9 +336,9 @@ def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
             raise ValueError(f"n_classes must be between 1 and {n - 1}, got {n_classes!r}")
         criterion = "fixed"
     if k == 1:
-        labels = np.zeros(n, int)
+        labels, prob = np.zeros(n, int), np.ones((n, 1))
     else:
-        labels = _equal_prior_em(zp, _best_start(zp, k, seed, "tied")[0].predict_proba(zp))
+        labels, prob = _partition(zp, k, seed)
     rng = np.random.default_rng(seed)
     aris = []
     for b in range(int(n_bootstrap)):
@@ -304,206 +351,6 @@ def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
     order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
     remap = np.empty(k, int)
     remap[order] = np.arange(k)
-    return dict(labels=remap[labels], n_classes=int(k), bic=bic, stability_ari=np.asarray(aris), embedding=emb,
+    return dict(labels=remap[labels], probabilities=prob[:, order], n_classes=int(k), bic=bic, stability_ari=np.asarray(aris), embedding=emb,
                 explained_variance_ratio=pca.explained_variance_ratio_, silhouette=sil, criterion=criterion,
                 excluded_k=tuple(small))
-
-
-MODELS = ("auto", "gaussian", "logistic", "forest")
-
-
-class SemiSupervisedGaussian(ClassifierMixin, BaseEstimator):
-    """Gaussian classes with one shared covariance (linear discriminant) fitted by EM over the
-    labelled rows (responsibilities fixed to their class) and the unlabelled rows (soft
-    responsibilities re-estimated each iteration), equal class priors (class-balanced).
-
-    The unlabelled particles of the same images fix the classes' centres and shared spread far
-    better than a few dozen labels alone (Nigam et al., Mach. Learn. 39, 103 (2000),
-    doi:10.1023/A:1007692713085; McLachlan, Discriminant Analysis (1992), doi:10.1002/0471725293).
-    scikit-learn estimator API (``fit``, ``predict``, ``predict_proba``, ``classes_``);
-    ``unlabelled``: feature rows without labels (NaN imputed with the labelled rows' means).
-    """
-
-    def __init__(self, unlabelled=None, n_iter: int = 20, reg: float = 1e-3):
-        self.unlabelled, self.n_iter, self.reg = unlabelled, n_iter, reg
-
-    def _z(self, x):
-        x = np.asarray(x, dtype=float)
-        x = np.where(np.isfinite(x), x, self.mean_)
-        return (x - self.mean_) / self.scale_
-
-    def fit(self, x, y):
-        x = np.asarray(x, dtype=float)
-        x = np.where(np.isfinite(x), x, np.nan)
-        self.mean_ = np.nan_to_num(np.nanmean(x, axis=0))
-        sd = np.nan_to_num(np.nanstd(x, axis=0))
-        self.scale_ = np.where(sd > 0, sd, 1.0)
-        y = np.asarray(y).astype(str)
-        self.classes_ = np.unique(y)
-        zl = self._z(x)
-        zu = self._z(self.unlabelled) if self.unlabelled is not None and len(self.unlabelled) else zl[:0]
-        z = np.vstack([zl, zu])
-        r = np.zeros((len(z), len(self.classes_)))
-        r[np.arange(len(zl)), np.searchsorted(self.classes_, y)] = 1.0
-        for it in range(int(self.n_iter) + 1):
-            if it and len(zu):
-                r[len(zl):] = self._posterior(zu)
-            w = r.sum(0)
-            self.means_ = (r.T @ z) / np.maximum(w, 1e-12)[:, None]
-            cov = sum((r[:, k, None] * (z - self.means_[k])).T @ (z - self.means_[k]) for k in range(len(w)))
-            self.precision_ = np.linalg.inv(cov / r.sum() + self.reg * np.eye(z.shape[1]))
-        return self
-
-    def _posterior(self, z):
-        d = z[:, None, :] - self.means_[None]
-        q = -0.5 * np.einsum("nki,ij,nkj->nk", d, self.precision_, d)
-        q = np.exp(q - q.max(1, keepdims=True))
-        return q / q.sum(1, keepdims=True)
-
-    def predict_proba(self, x):
-        return self._posterior(self._z(x))
-
-    def predict(self, x):
-        return self.classes_[self.predict_proba(x).argmax(1)]
-
-
-@dataclass(frozen=True)
-class Classifier:
-    """A trained supervised shape classifier: ``model`` (scikit-learn), ``classes``,
-    ``cv_macro_f1`` (cross-validated on the labelled rows, NaN if too few; with ``"auto"`` the
-    better of the candidates, so slightly optimistic), ``feature_names``, ``kind`` (the model
-    used) and ``cv_per_model`` (cross-validated macro-F1 of every candidate tried)."""
-
-    model: object = field(repr=False)
-    classes: tuple
-    cv_macro_f1: float
-    feature_names: tuple
-    kind: str = "forest"
-    cv_per_model: dict = field(default_factory=dict)
-
-
-def _make_model(kind: str, seed: int, unlabelled=None):
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if kind == "gaussian":
-        return SemiSupervisedGaussian(unlabelled)
-    if kind == "logistic":
-        return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(),
-                             LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000))
-    return make_pipeline(SimpleImputer(keep_empty_features=True), RandomForestClassifier(n_estimators=200, random_state=seed,
-                                                                 class_weight="balanced", n_jobs=1))
-
-
-def train_classifier(features: pd.DataFrame, classes, *, seed: int = 0, model: str = "auto",
-                     unlabelled: pd.DataFrame | None = None) -> Classifier:
-    """Supervised classifier from labelled particles (``classes``: one name per row of ``features``).
-
-    Parameters
-    ----------
-    features : from :func:`shape_features` (NaN imputed with the column mean of the labelled rows).
-    classes : class name of each row.
-    seed : random seed (forest, cross-validation folds).
-    model : ``"gaussian"`` (:class:`SemiSupervisedGaussian`: shared-covariance Gaussian classes,
-        EM over ``unlabelled`` as well; a linear discriminant when there are none),
-        ``"logistic"`` (multinomial logistic regression on standardised features, classes
-        weighted inversely to their counts), ``"forest"`` (class-balanced random forest,
-        Breiman 2001) or ``"auto"`` (default: ``"gaussian"``; the others' stratified
-        cross-validated macro-F1 is reported next to it). On the 4-class ``particles`` simulator
-        at 1 e/A^2 (6-image sets through ``cryomat segment``, 25 % of ~190 objects labelled)
-        macro-F1 on the unlabelled objects, 24 sets of bases 5000-11000: gaussian mean 0.98 /
-        worst set 0.950, logistic 0.969 / 0.917, forest 0.968 / 0.936; held-out bases
-        13000/15000: gaussian 0.973 / 0.943 and 0.991 / 0.985, the previous logistic-or-forest
-        choice 0.962 / 0.945 and 0.978 / 0.963. Picking the model by cross-validation on the
-        ~47 labels (gaussian first on 30 of 36 sets) did slightly worse (mean 0.981 vs 0.983),
-        so auto does not choose by it.
-    unlabelled : feature rows of the particles without labels (same columns), used by ``"gaussian"``.
-    """
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from threadpoolctl import threadpool_limits
-
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    x = np.asarray(features, dtype=float)
-    x = np.where(np.isfinite(x), x, np.nan)
-    xu = None
-    if unlabelled is not None and len(unlabelled):
-        xu = np.asarray(unlabelled[list(features.columns)], dtype=float)
-        xu = np.where(np.isfinite(xu), xu, np.nan)
-    y = np.asarray(classes).astype(str)
-    if len(y) != len(x):
-        raise ValueError(f"{len(y)} class labels for {len(x)} feature rows")
-    names, counts = np.unique(y, return_counts=True)
-    if len(names) < 2:
-        raise ValueError(f"need labelled examples of at least 2 classes, got {list(names)}")
-    folds = int(min(5, counts.min()))
-    kinds = ["gaussian", "logistic", "forest"] if model == "auto" else [model]
-    cv = {}
-    with threadpool_limits(1):
-        if folds >= 2:
-            split = StratifiedKFold(folds, shuffle=True, random_state=seed)
-            for kind in kinds:
-                pred = cross_val_predict(_make_model(kind, seed, xu), x, y, cv=split)
-                cv[kind] = float(f1_score(y, pred, average="macro"))
-        best = "gaussian" if model == "auto" else model
-        fitted = _make_model(best, seed, xu).fit(x, y)
-    return Classifier(model=fitted, classes=tuple(names), cv_macro_f1=cv.get(best, float("nan")),
-                      feature_names=tuple(features.columns), kind=best, cv_per_model=cv)
-
-
-def predict_classes(clf: Classifier, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class names and their probabilities (max over classes) for each row."""
-    x = np.asarray(features[list(clf.feature_names)], dtype=float)
-    x = np.where(np.isfinite(x), x, np.nan)
-    p = clf.model.predict_proba(x)
-    return np.asarray(clf.model.classes_)[p.argmax(1)], p.max(1)
-
-
-def wilson_interval(k, n, *, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval (default 95 %) of a binomial proportion k/n."""
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        den = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / den
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
-
-
-def class_fractions(groups, classes) -> pd.DataFrame:
-    """Per group and class: ``count, n_group, fraction, fraction_low95, fraction_high95``."""
-    df = pd.DataFrame({"group": np.asarray(groups).astype(str), "class": np.asarray(classes).astype(str)})
-    ct = pd.crosstab(df["group"], df["class"])
-    rows = []
-    for g, row in ct.iterrows():
-        n = int(row.sum())
-        lo, hi = wilson_interval(row.to_numpy(), n)
-        for (c, k), a, b in zip(row.items(), lo, hi):
-            rows.append({"group": g, "class": c, "count": int(k), "n_group": n, "fraction": k / n if n else np.nan,
-                         "fraction_low95": float(a), "fraction_high95": float(b)})
-    return pd.DataFrame(rows, columns=["group", "class", "count", "n_group", "fraction", "fraction_low95",
-                                       "fraction_high95"])
-
-
-def compare_groups(groups, classes) -> dict:
-    """Chi-square test of independence of class and group (do the conditions differ?).
-
-    Returns ``chi2, dof, p_value, cramers_v, n_groups`` (p_value NaN with fewer than 2 groups
-    or classes).
-    """
-    from scipy.stats import chi2_contingency
-
-    ct = pd.crosstab(np.asarray(groups).astype(str), np.asarray(classes).astype(str))
-    ct = ct.loc[ct.sum(1) > 0, ct.sum(0) > 0]
-    if ct.shape[0] < 2 or ct.shape[1] < 2:
-        return {"chi2": float("nan"), "dof": 0, "p_value": float("nan"), "cramers_v": float("nan"),
-                "n_groups": int(ct.shape[0])}
-    chi2, p, dof, _ = chi2_contingency(ct.to_numpy())
-    n = ct.to_numpy().sum()
-    v = float(np.sqrt(chi2 / (n * (min(ct.shape) - 1))))
-    return {"chi2": float(chi2), "dof": int(dof), "p_value": float(p), "cramers_v": v, "n_groups": int(ct.shape[0])}
