@@ -12,11 +12,12 @@ throughput (images/s) of 2 worker processes, the issue's "on 2 cores". Writes
 results/segment.json (accuracy) and results/segment_speed.json. Usage:
 
     python benchmarks/bench_segment.py [--images 6] [--unet] [--skip-speed] [--skip-accuracy] [--quick] [--workers 2]
-        [--skip-classification] [--seed-sets 1000,3000,5000,7000]
+        [--skip-classification] [--seed-sets 1000,3000,5000,7000] [--held-out 9000,11000]
 
 The accuracy part also reports the median signed size error per class and the number of merged
-objects (one object covering > 30 % of two or more true particles); ``--seed-sets`` scores
-further independent image sets (ours only).
+objects (one object covering > 30 % of two or more true particles); ``--seed-sets`` pools
+several independent image sets (and scores each alone), ``--held-out`` scores sets that were
+never used to tune the method, pooled, separately (ours only).
 """
 
 from __future__ import annotations
@@ -75,13 +76,21 @@ def _score(sims, method) -> dict:
             "seconds_per_image": (time.perf_counter() - t0) / len(sims)}
 
 
-def accuracy(n_images: int, unet: bool, seed_base: int = 1000, baseline: bool = True) -> dict:
+def accuracy(n_images: int, unet: bool, seed_base=1000, baseline: bool = True, by_set: bool = False) -> dict:
+    """Scores per dose over the images ``seed_base + i`` (``seed_base`` one base or a list of
+    bases, pooled); ``by_set``: also our method's scores for each base alone (same labels)."""
+    bases = [seed_base] if np.isscalar(seed_base) else list(seed_base)
     out = {}
     for dose in (0.3, 1.0, 10.0):
         sims = [particle_image((512, 512), dose_e_per_A2=dose, classes=CLASSES,
-                               rng=np.random.default_rng(seed_base + i)) for i in range(n_images)]
-        row = {"ours_classical": _score(sims, lambda s: segment_particles(s.image, pixel_size=s.pixel_size,
-                                                                          dose_e_per_A2=dose, split_touching=True))}
+                               rng=np.random.default_rng(b + i)) for b in bases for i in range(n_images)]
+        ours = {id(s): segment_particles(s.image, pixel_size=s.pixel_size, dose_e_per_A2=dose, split_touching=True)
+                for s in sims}
+        row = {"ours_classical": _score(sims, lambda s: ours[id(s)])}
+        if by_set and len(bases) > 1:
+            row["ours_classical_by_seed_set"] = {
+                str(b): _score(sims[k * n_images:(k + 1) * n_images], lambda s: ours[id(s)])
+                for k, b in enumerate(bases)}
         if baseline:
             row["baseline_threshold_watershed"] = _score(sims, lambda s: threshold_watershed(
                 s.image, pixel_size=s.pixel_size))
@@ -89,8 +98,10 @@ def accuracy(n_images: int, unet: bool, seed_base: int = 1000, baseline: bool = 
             row["ours_unet"] = _score(sims, lambda s: segment_particles(s.image, pixel_size=s.pixel_size,
                                                                         method="unet", split_touching=True))
         out[f"{dose:g}_e_per_A2"] = row
-        print(seed_base, dose, {k: (round(v["f1"], 3), round(v["size_median_abs_error"], 4),
-                                    round(v["size_mean_bias"], 4)) for k, v in row.items()}, flush=True)
+        print(bases, dose, {k: (round(v["f1"], 3), round(v["size_median_abs_error"], 4),
+                                round(v["size_mean_bias"], 4), {c: round(x, 3) for c, x in
+                                                                 v["mean_iou_per_class"].items()})
+                            for k, v in row.items() if "f1" in v}, flush=True)
     return out
 
 
@@ -249,8 +260,11 @@ def main(argv=None) -> int:
                    help="segmentation accuracy only, written to results/segment_accuracy.json")
     p.add_argument("--workers", type=int, default=2, help="processes for the throughput figure (1: none)")
     p.add_argument("--seed-sets", default="1000",
-                   help="comma-separated image seed bases (seeds base + i); the first is the standard set, "
-                        "the others are scored for our method alone (segmentation_by_seed_set)")
+                   help="comma-separated image seed bases (seeds base + i), pooled (the sets the method was "
+                        "tuned on); with --skip-classification each set is also scored alone")
+    p.add_argument("--held-out", default="",
+                   help="comma-separated seed bases of images never used in tuning, scored pooled "
+                        "(segmentation_held_out; ours only) with --skip-classification")
     a = p.parse_args(argv)
     if a.quick:
         a.images = min(a.images, 3)
@@ -258,11 +272,11 @@ def main(argv=None) -> int:
     bases = [int(b) for b in a.seed_sets.split(",") if b.strip()]
     if not a.skip_accuracy and a.skip_classification:  # segmentation accuracy alone
         res["seed_sets"] = bases
-        res["segmentation"] = accuracy(a.images, a.unet, bases[0])
-        if len(bases) > 1:
-            res["segmentation_by_seed_set"] = {str(bases[0]): res["segmentation"]}
-            for b in bases[1:]:
-                res["segmentation_by_seed_set"][str(b)] = accuracy(a.images, False, b, baseline=False)
+        res["segmentation"] = accuracy(a.images, a.unet, bases, by_set=True)
+        held = [int(b) for b in a.held_out.split(",") if b.strip()]
+        if held:
+            res["held_out_seed_sets"] = held
+            res["segmentation_held_out"] = accuracy(a.images, False, held, baseline=False, by_set=True)
         write_result("segment_accuracy", res)
     elif not a.skip_accuracy:
         res["segmentation"] = accuracy(a.images, a.unet)

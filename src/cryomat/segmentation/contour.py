@@ -64,6 +64,8 @@ OUTLINE_SMOOTH_PX = 1.5
 N_OUTER = 3
 DOME_Q = (0.0, 0.5, 1.0, 2.0)  # saturation of the dome template (per sqrt px)
 N_GN = 5
+GN_WIDE_PX = 2.0
+GN_WIDE_PASSES = 1
 PAD_PX = 12
 
 
@@ -85,6 +87,21 @@ def _contour(sd: np.ndarray):
     n = max(16, int(np.ceil(length / 0.5)))
     t = np.arange(n) * (length / n)
     return np.column_stack([np.interp(t, s, c[:, 0]), np.interp(t, s, c[:, 1])]), length
+
+
+def _polygon_distance(poly: np.ndarray, pts: np.ndarray):
+    """(distance, index of the nearest vertex) of points to a closed polygon: the nearest vertex
+    by a k-d tree, then the exact distance to its two edges (the vertex distance alone is up to
+    a quarter of the vertex spacing too large next to the outline, which biases domed edges)."""
+    dist, j = cKDTree(poly).query(pts)
+    n = len(poly)
+    best = dist
+    for nb in ((j - 1) % n, (j + 1) % n):
+        a, b = poly[j], poly[nb]
+        ab = b - a
+        t = np.clip(np.einsum("ij,ij->i", pts - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0, 1)
+        best = np.minimum(best, np.hypot(*(pts - a - t[:, None] * ab).T))
+    return best, j
 
 
 def _basis(phi: np.ndarray, k: int) -> np.ndarray:
@@ -226,7 +243,9 @@ def fit_outline(y: np.ndarray, mask: np.ndarray, noise: float, *, valid: np.ndar
         reach_in = min(BAND_IN_PX, 0.8 * radius) + scan_in
         near = (sd > -reach_out) & (sd < reach_in)
         rr, cc = np.nonzero(near)
-        dist, j = cKDTree(poly).query(np.column_stack([rr, cc]))
+        dist = _polygon_distance(poly, np.column_stack([rr, cc]).astype(np.float64))
+        j = dist[1]
+        dist = dist[0]
         d = np.where(sd[rr, cc] > 0, dist, -dist)
         bpoly = _basis((2 * np.pi / len(poly)) * np.arange(len(poly)), max_harmonics)
         fit = valid[rr, cc]
@@ -262,19 +281,23 @@ def fit_outline(y: np.ndarray, mask: np.ndarray, noise: float, *, valid: np.ndar
         c[0] = e0
         prior = np.full(B.shape[1], (noise / PRIOR_PX) ** 2)
         prior[0] = 0.0
-        for _ in range(N_GN if k > 0 else 0):
-            z = dv - B @ c
-            t1, t2 = prof.values(z)
-            b, a1, a2, _ = (float(v[0]) for v in _amplitudes(t1[None], t2[None], yv, np.ones_like(yv)))
-            if a1 + a2 <= 0:
-                break
-            s1, s2 = prof.slopes(z)
-            J = B * (-(a1 * s1 + a2 * s2))[:, None]  # d model / d coefficient
-            r = yv - (b + a1 * t1 + a2 * t2)
-            step = np.linalg.solve(J.T @ J + np.diag(prior) + 1e-9 * np.eye(len(c)), J.T @ r - prior * c)
-            c = c + np.clip(step, -2.0, 2.0)
-            if np.max(np.abs(step)) < 0.05:
-                break
+        # graduated: first with a wide blur (a basin of a few px: a detection outline that is
+        # off on one side only has no gradient there with the sharp template), then the fitted one
+        stages = [(_Profile(GN_WIDE_PX, radius, q), N_GN)] if (GN_WIDE_PX > w and outer < GN_WIDE_PASSES) else []
+        for pr, n_it in stages + [(prof, N_GN)]:
+            for _ in range(n_it if k > 0 else 0):
+                z = dv - B @ c
+                t1, t2 = pr.values(z)
+                b, a1, a2, _ = (float(v[0]) for v in _amplitudes(t1[None], t2[None], yv, np.ones_like(yv)))
+                if a1 + a2 <= 0:
+                    break
+                s1, s2 = pr.slopes(z)
+                J = B * (-(a1 * s1 + a2 * s2))[:, None]  # d model / d coefficient
+                r = yv - (b + a1 * t1 + a2 * t2)
+                step = np.linalg.solve(J.T @ J + np.diag(prior) + 1e-9 * np.eye(len(c)), J.T @ r - prior * c)
+                c = c + np.clip(step, -2.0, 2.0)
+                if np.max(np.abs(step)) < 0.05:
+                    break
         # rasterise: inside where d - o(phi) > 0 (pixels beyond the band keep their side)
         offset = np.full(mask.shape, -1.0, np.float32)
         offset[rr, cc] = d - (bpoly[:, :2 * k + 1] @ c)[j]
@@ -282,7 +305,7 @@ def fit_outline(y: np.ndarray, mask: np.ndarray, noise: float, *, valid: np.ndar
         if not new.any():
             return out
         out = new
-        sd = ndi.gaussian_filter(signed_distance(new).astype(np.float32), 0.7, mode="nearest")
+        sd = ndi.gaussian_filter(signed_distance(out).astype(np.float32), 0.7, mode="nearest")
     return out
 
 
