@@ -45,6 +45,9 @@ def add_arguments(p):
     p.add_argument("--no-image-features", action="store_true",
                    help="do not fit projection models (flat square, flat disc, dome) to the images named in the "
                         "segment run's results.json (default: fit them when the images and label masks are found)")
+    p.add_argument("--image-features", type=input_file, metavar="CSV",
+                   help="reuse projection-model features of an earlier run (its classes.csv, or any CSV with columns "
+                        "image, label, llr_ratio_square_dome, llr_ratio_disc_dome) instead of fitting them again")
 
 
 def _read_tables(paths):
@@ -76,6 +79,7 @@ def run(args) -> int:
     from cryomat.errors import InputError
     from cryomat.measure.classify import (class_fractions, class_probabilities, cluster_shapes, compare_groups,
                                           posterior_fractions, predict_classes, shape_features, train_classifier)
+    from cryomat.measure.projection import PROJECTION_COLUMNS
     from cryomat.outputs import OutputDir
     from cryomat.progress import status
 
@@ -98,7 +102,10 @@ def run(args) -> int:
         group_col = "condition"
     if len(table) < 3:
         raise InputError(f"only {len(table)} particle(s) to classify; need at least 3", path=args.tables[0])
-    n_fitted = 0 if args.no_image_features else _add_image_features(table, args.tables)
+    if args.image_features:
+        n_fitted = _reuse_image_features(table, args.image_features)
+    else:
+        n_fitted = 0 if args.no_image_features else _add_image_features(table, args.tables)
     feats = shape_features(table, include_size=args.include_size)
     results: dict = {"n_particles": int(len(table)), "features": list(feats.columns), "group_by": group_col,
                      "n_projection_fits": n_fitted}
@@ -150,8 +157,12 @@ def run(args) -> int:
     test = compare_groups(table[group_col], table["class"])
     results["fractions_overall"] = overall.drop(columns=["group"]).to_dict(orient="records")
     results["groups_differ_test"] = {"method": "chi-square test of independence (class x group)", **test}
+    for c in post.columns:  # every class's probability, for fractions as posterior sums
+        table[f"probability_{c}"] = post[c].to_numpy()
     out_cols = [c for c in ["image", "label", group_col if group_col != "image" else None, "class",
                             "class_probability", "labelled", "equivalent_diameter_nm"] if c and c in table.columns]
+    out_cols += [f"probability_{c}" for c in post.columns]
+    out_cols += [c for c in PROJECTION_COLUMNS if c in table.columns]
     od.write_csv("classes.csv", table[out_cols])
     od.write_csv("fractions.csv", fr)
     od.write_csv("fractions_posterior.csv", fr_post)
@@ -188,6 +199,29 @@ def _read_frame(src, frame):
 
     d = np.asarray(io.read(src, lazy=False).data)
     return d[frame] if (frame is not None and d.ndim == 3) else d
+
+
+def _reuse_image_features(table, path) -> int:
+    """Projection features from an earlier run's CSV, joined on (image, label); returns the
+    number of particles that found theirs."""
+    import numpy as np
+    import pandas as pd
+
+    from cryomat.errors import InputError
+    from cryomat.measure.projection import PROJECTION_COLUMNS
+
+    try:
+        pf = pd.read_csv(path)
+    except Exception as exc:
+        raise InputError(f"cannot read as CSV ({exc})", path=path) from exc
+    need = {"image", "label", *PROJECTION_COLUMNS}
+    if not need <= set(pf.columns):
+        raise InputError(f"needs columns {', '.join(sorted(need))}", path=path)
+    pf = pf.assign(image=pf["image"].astype(str)).drop_duplicates(["image", "label"]).set_index(["image", "label"])
+    key = pd.MultiIndex.from_frame(table[["image", "label"]].astype({"label": np.int64}))
+    for c in PROJECTION_COLUMNS:
+        table[c] = pf[c].reindex(key).to_numpy()
+    return int(table[PROJECTION_COLUMNS[0]].notna().sum())
 
 
 def _add_image_features(table, tables) -> int:

@@ -285,14 +285,18 @@ def _equal_prior_em(z, resp, n_iter: int = 30, reg: float = 1e-3, shrinkage: flo
 
 def _partition(z, k, seed):
     """Partition at K: :data:`SILHOUETTE_STARTS` shared-covariance mixture starts, each refined by
-    :func:`_equal_prior_em`; the one whose labels have the highest mean silhouette is kept
-    (choosing by the refined mixture's likelihood gave the same partitions on 18 simulated sets).
+    :func:`_equal_prior_em`; of those without a class smaller than :data:`MIN_CLASS_FRACTION`
+    (equal priors let a few outliers hold a class), the one whose labels have the highest mean
+    silhouette is kept (choosing by the refined mixture's likelihood gave the same partitions on
+    18 simulated sets).
     Returns (labels, probabilities)."""
     best = None
+    min_size = max(3, int(np.ceil(MIN_CLASS_FRACTION * len(z))))
     for s in range(SILHOUETTE_STARTS):
         m = _fit(z, k, seed * 1000 + s, cov="tied")
         lab, prob, _ = _equal_prior_em(z, m.predict_proba(z))
-        score = _silhouette(z, lab, seed)
+        # a partition with a class of a handful of outliers ranks below every one without
+        score = (bool(np.bincount(lab, minlength=k).min() >= min_size), _silhouette(z, lab, seed))
         if best is None or score > best[0]:
             best = (score, lab, prob)
     return best[1], best[2]
