@@ -110,10 +110,13 @@ def test_growth_rates_against_truth(growth_run):
     # reaches 6.1% (a track with 4 px of minor growth), so its max bound stays wide. Since the simulator's
     # film texture moves by the sub-pixel drift (it moved in whole-pixel steps before, which the flat
     # field partly profited from): seed 0 major median 2.8% / max 4.2%, minor 2.5% / 5.6%, anisotropy
-    # 1.6% / 3.7%; the major bounds below follow that (issue target 5% per axis)
-    assert np.median(np.abs(errs_maj)) < 0.035 and np.max(np.abs(errs_maj)) < 0.05
-    assert np.median(np.abs(errs_min)) < 0.035 and np.max(np.abs(errs_min)) < 0.10
-    assert np.median(np.abs(errs_an)) < 0.035 and np.max(np.abs(errs_an)) < 0.08  # issue target <= 10%
+    # 1.6% / 3.7%. Since the simulator renders crystals by their projected area (pixel-centre masks
+    # before, a digitisation jitter of ~0.1-0.2 px per edge and frame that no real crystal has): seed 0
+    # major median 1.3% / max 2.3%, minor 2.4% / 5.3% (the 5.3% on a floor of 2.2%), anisotropy
+    # 1.6% / 5.1% (issue targets 5% per axis, 10% anisotropy); bounds ~1-3 points above
+    assert np.median(np.abs(errs_maj)) < 0.025 and np.max(np.abs(errs_maj)) < 0.04
+    assert np.median(np.abs(errs_min)) < 0.035 and np.max(np.abs(errs_min)) < 0.08
+    assert np.median(np.abs(errs_an)) < 0.03 and np.max(np.abs(errs_an)) < 0.08  # issue target <= 10%
     # every fitted track used the image-fitted axes
     assert (g["axes"] == "fit").all()
 
@@ -209,8 +212,12 @@ def test_mask_tracking_hota(growth_run):
     # on this series; 0.906-0.956 over seeds 0-19 (bench_track_hota: two-pass detection on flat-fielded
     # frames, masks interpolated across closed gaps; 0.834-0.900 before) (issue: HOTA >= 0.85, MT >= 90%).
     # DetA is bounded by the mask IoU (median ~0.95: edges of a blurred, noisy ellipse). One switch is
-    # allowed: two crystals whose blurred masks touch a frame before they coalesce in the truth become one
-    assert h["HOTA"] >= 0.90 and h["AssA"] >= 0.90 and h["DetA"] >= 0.90
+    # allowed: two crystals whose blurred masks touch a frame before they coalesce in the truth become one.
+    # Since the simulator renders each crystal by its projected area (a pixel half covered is half as
+    # dark; before: the pixel-centre mask, blurred), the detected masks no longer reproduce the truth's
+    # pixel-centre digitisation exactly: edge pixels near half coverage flip with the noise. Measured on
+    # this series HOTA 0.900 (DetA 0.898, AssA 0.902); 0.893-0.925 over seeds 0-19
+    assert h["HOTA"] >= 0.88 and h["AssA"] >= 0.88 and h["DetA"] >= 0.88
     assert h["id_switches"] <= 1 and h["mostly_tracked"] >= 0.9
 
 

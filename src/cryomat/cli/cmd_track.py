@@ -136,7 +136,8 @@ def run(args) -> int:
     rep.add_metrics({k: v for k, v in results.items() if not isinstance(v, dict)})
     if len(growth):
         rep.add_table(growth[["track", "n_frames", "major_rate_nm_per_s", "minor_rate_nm_per_s", "anisotropy_ratio",
-                              "law", "power_exponent"]], title="Growth per track")
+                              "law", "parabolic_K_nm2_per_s", "parabolic_K_minor_nm2_per_s", "power_exponent"]],
+                      title="Growth per track (rates: mean slopes; K: L^2 = L0^2 + K t per axis)")
     if len(events):
         rep.add_table(events, title="Events", max_rows=40)
     rep.write(out.file("report.html"))

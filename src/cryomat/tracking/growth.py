@@ -1,6 +1,7 @@
 """Growth kinetics per track: axis lengths against time, fitted laws, rates and anisotropy.
 
-Laws (chosen by the Akaike information criterion on the major axis, AIC = n ln(RSS/n) + 2k):
+Laws (chosen by the Akaike information criterion summed over both axes, AIC = n ln(RSS/n) + 2k
+with RSS weighted by each frame's measurement variance):
 linear L = L0 + v t (interface-limited), parabolic L^2 = L0^2 + K t (diffusion-limited), and
 power law L = A (t - t0 + dt)^n with its exponent. Rates are slopes of the axis length (nm/s),
 fitted by Huber-weighted least squares with each frame weighted by its measurement variance
@@ -126,6 +127,29 @@ def _slope_se_floor(t, sd) -> float:
     return float(1.0 / np.sqrt(np.sum(w * (t - tw) ** 2)))
 
 
+def _weights(sd, n) -> np.ndarray:
+    """``1 / sd^2`` (NaN entries get the median weight), or ones without ``sd``."""
+    if sd is None:
+        return np.ones(n)
+    w = 1.0 / np.clip(np.asarray(sd, float) ** 2, 1e-24, None)
+    return np.where(np.isfinite(w), w, np.nanmedian(w) if np.isfinite(w).any() else 1.0)
+
+
+def _wls(t, y, w):
+    """Weighted straight line: slope, intercept, slope 95% half-width (scaled by the residuals)."""
+    A = np.stack([t, np.ones_like(t)], axis=1)
+    sw = np.sqrt(w)
+    coef = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)[0]
+    n = len(t)
+    if n > 2:
+        r = (y - A @ coef) * sw
+        tw = np.sum(w * t) / np.sum(w)
+        half = stats.t.ppf(0.975, n - 2) * np.sqrt(float(r @ r) / (n - 2) / np.sum(w * (t - tw) ** 2))
+    else:
+        half = np.nan
+    return float(coef[0]), float(coef[1]), float(half)
+
+
 def _aic(rss, n, k):
     return n * np.log(max(rss, 1e-300) / n) + 2 * k
 
@@ -138,9 +162,12 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False, major_sd_nm=Non
     noise floor; NaN without them).
 
     The rates are always the slopes of straight lines (for a non-linear law: the mean rate over
-    the track); the law (``law``, by AIC on the major axis) is reported beside them and never
-    changes them, so a linear crystal's rate is not degraded by a wrong law choice (on the growth
-    simulator, 151 linear tracks of seeds 0-19: linear chosen for all).
+    the track); the law (``law``, by AIC summed over both axes, residuals weighted by ``1/sd^2``
+    when given) is reported beside them and never changes them, so a linear crystal's rate is not
+    degraded by a wrong law choice. The parabolic rate constants ``parabolic_K_nm2_per_s``
+    (major axis) and ``parabolic_K_minor_nm2_per_s`` are the slopes of ``L^2`` against ``t``
+    (Huber-weighted like the rates, variance ``(2 L sd)^2``), with 95% intervals and noise floors
+    (``*_se_floor_*``), reported whatever the law.
 
     ``method``: "huber" (default: Huber IRLS, frames weighted by ``1/sd^2`` when given, see
     :func:`_huber_line`), "wls" (weighted least squares, no down-weighting of outliers) or
@@ -157,7 +184,7 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False, major_sd_nm=Non
     tc = t - t[0]
     if method not in ("huber", "wls", "ols"):
         raise ValueError(f"method must be 'huber', 'wls' or 'ols', got {method!r}")
-    v_maj, l0, dv_maj, rss_lin = _ols(tc, L)
+    v_maj, l0, dv_maj, _ = _ols(tc, L)
     v_min, w0, dv_min, _ = _ols(tc, W)
     n_down = 0
     if method != "ols" and not robust:
@@ -173,21 +200,40 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False, major_sd_nm=Non
         dv_maj = 0.5 * (hi - lo)
         v_min, w0, lo, hi = stats.theilslopes(W, tc, 0.95)
         dv_min = 0.5 * (hi - lo)
-        rss_lin = float(np.sum((L - (l0 + v_maj * tc)) ** 2))
-    # parabolic: L^2 linear in t
-    K, l02, dK, _ = _ols(tc, L**2)
-    pred_par = np.sqrt(np.clip(l02 + K * tc, 0, None))
-    rss_par = float(np.sum((L - pred_par) ** 2))
-    # power law with t' = t - t_first + dt
+    # the law, by AIC over both axes (weighted residuals in the axis length when ``sd`` is given,
+    # each axis with its own residual scale): linear, parabolic (L^2 linear in t), power law
     dt = np.median(np.diff(t)) if len(t) > 1 else 1.0
-    tp = tc + dt
-    ok = L > 0
-    n_exp, logA, dn, _ = _ols(np.log(tp[ok]), np.log(L[ok])) if ok.sum() >= 3 else (np.nan, np.nan, np.nan, np.inf)
-    pred_pow = np.exp(logA) * tp**n_exp if np.isfinite(n_exp) else np.full_like(L, np.nan)
-    rss_pow = float(np.nansum((L - pred_pow) ** 2)) if np.isfinite(n_exp) else np.inf
-    aics = {"linear": _aic(rss_lin, len(t), 2), "parabolic": _aic(rss_par, len(t), 2),
-            "power": _aic(rss_pow, len(t), 3)}
+    aics = {"linear": 0.0, "parabolic": 0.0, "power": 0.0}
+    par, pw = {}, {}
+    for ax, y, sd in (("major", L, major_sd_nm), ("minor", W, minor_sd_nm)):
+        w = _weights(sd, len(t))
+        lin = _wls(tc, y, w)
+        # parabolic: L^2 = L0^2 + K t, the variance of L^2 is (2 L sd)^2, with L from an unweighted
+        # first fit (weights from the noisy L itself would favour frames that came out small: bias)
+        sd2 = None
+        if sd is not None:
+            k1, c1 = _wls(tc, y**2, np.ones(len(tc)))[:2]
+            sd2 = 2.0 * np.sqrt(np.clip(c1 + k1 * tc, np.min(y) ** 2 / 4, None)) * np.asarray(sd, float)
+        K, l02, dK, _ = _huber_line(tc, y**2, sd2, k=1.345 if method == "huber" and not robust else np.inf)
+        pred_par = np.sqrt(np.clip(l02 + K * tc, 0, None))
+        par[ax] = (K, dK, _slope_se_floor(tc, sd2))
+        # power law with t' = t - t_first + dt: log L linear in log t', the variance of log L is (sd / L)^2
+        tp = tc + dt
+        ok = y > 0
+        if ok.sum() >= 3:
+            coef = _wls(np.log(tp[ok]), np.log(y[ok]), (w * y**2)[ok])
+            pred_pow = np.exp(coef[1]) * tp ** coef[0]
+            pw[ax] = (coef[0], coef[2])
+        else:
+            pred_pow, pw[ax] = np.full_like(y, np.nan), (np.nan, np.nan)
+        n = len(t)
+        aics["linear"] += _aic(float(np.sum(w * (y - lin[1] - lin[0] * tc) ** 2)), n, 2)
+        aics["parabolic"] += _aic(float(np.sum(w * (y - pred_par) ** 2)), n, 2)
+        aics["power"] += _aic(float(np.nansum(w * (y - pred_pow) ** 2)), n, 3) if ok.sum() >= 3 else np.inf
     law = min(aics, key=aics.get)
+    K, dK, K_floor = par["major"]
+    Kb, dKb, Kb_floor = par["minor"]
+    n_exp, dn = pw["major"]
     return {
         "n_frames": int(len(t)), "duration_s": float(t[-1] - t[0]),
         "major_rate_nm_per_s": v_maj, "major_rate_ci95_nm_per_s": dv_maj,
@@ -195,7 +241,10 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False, major_sd_nm=Non
         "major_rate_se_floor_nm_per_s": _slope_se_floor(tc, major_sd_nm),
         "minor_rate_se_floor_nm_per_s": _slope_se_floor(tc, minor_sd_nm),
         "anisotropy_ratio": v_maj / v_min if v_min > 0 else np.nan,
-        "law": law, "parabolic_K_nm2_per_s": K, "power_exponent": n_exp, "power_exponent_ci95": dn,
+        "law": law, "parabolic_K_nm2_per_s": K, "parabolic_K_ci95_nm2_per_s": dK,
+        "parabolic_K_se_floor_nm2_per_s": K_floor, "parabolic_K_minor_nm2_per_s": Kb,
+        "parabolic_K_minor_ci95_nm2_per_s": dKb, "parabolic_K_minor_se_floor_nm2_per_s": Kb_floor,
+        "power_exponent": n_exp, "power_exponent_ci95": dn,
         "aic_linear": aics["linear"], "aic_parabolic": aics["parabolic"], "aic_power": aics["power"],
         "major_axis_first_nm": float(L[0]), "major_axis_last_nm": float(L[-1]),
         "minor_axis_first_nm": float(W[0]), "minor_axis_last_nm": float(W[-1]), "n_downweighted": n_down,
@@ -317,6 +366,8 @@ def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, mi
     cols = ["track", "n_frames", "duration_s", "major_rate_nm_per_s", "major_rate_ci95_nm_per_s",
             "minor_rate_nm_per_s", "minor_rate_ci95_nm_per_s", "major_rate_se_floor_nm_per_s",
             "minor_rate_se_floor_nm_per_s", "anisotropy_ratio", "law", "parabolic_K_nm2_per_s",
+            "parabolic_K_ci95_nm2_per_s", "parabolic_K_se_floor_nm2_per_s", "parabolic_K_minor_nm2_per_s",
+            "parabolic_K_minor_ci95_nm2_per_s", "parabolic_K_minor_se_floor_nm2_per_s",
             "power_exponent", "power_exponent_ci95", "aic_linear", "aic_parabolic", "aic_power",
             "major_axis_first_nm", "major_axis_last_nm", "minor_axis_first_nm", "minor_axis_last_nm", "n_downweighted",
             "axes", "involved_in_merge"]
