@@ -85,3 +85,22 @@ def test_low_dose_sizes_with_outline_fit():
     assert np.median(np.abs(errs)) <= 0.03, np.median(np.abs(errs))
     assert abs(errs.mean()) <= 0.03, errs.mean()
     assert min(f1s) >= 0.75  # the F1 target at 0.3 e/A^2
+
+
+def test_cli_outline_fit_option(tmp_path):
+    # end to end: --outline-fit on at 0.3 e/A^2 writes the table with a count near the truth (at
+    # this dose the fit is also the default); a bad choice is a usage error (exit 2)
+    import json
+
+    from cryomat.cli.main import main
+    from cryomat.io import write_mrc
+
+    s = particle_image((256, 256), dose_e_per_A2=0.3, n_particles=10, rng=np.random.default_rng(7))
+    a = write_mrc(tmp_path / "a.mrc", s.image, pixel_size=5.0)
+    out = tmp_path / "out"
+    assert main(["segment", str(a), "--out", str(out), "--dose", "0.3", "--split-touching",
+                 "--outline-fit", "on"]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    n = res["per_image"][0]["count"]
+    assert abs(n - len(s.table)) <= max(2, 0.25 * len(s.table)), (n, len(s.table))  # F1 ~0.9 at 0.3 e/A^2
+    assert main(["segment", str(a), "--out", str(tmp_path / "o"), "--outline-fit", "maybe"]) == 2

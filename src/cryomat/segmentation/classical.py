@@ -36,6 +36,10 @@ Pipeline (:func:`segment_classical`):
    along the contrast valley between them when the contrast along the whole contact line is low
    (:func:`cryomat.segmentation.split.split_contacts`: touching particles whose 1 px gap the
    splitting Gaussian had blurred away; fused aggregates are thick at the junction).
+6. Outline fit at low dose (``outline_fit``; by default when the detection blur is >= 7 px,
+   ~0.5 e/A^2 and below at 5 A/px): every object's outline is refitted as a smooth closed curve
+   to the unsmoothed contrast (:mod:`cryomat.segmentation.contour`): at 0.3 e/A^2 the steps
+   above leave sizes 4-7 % off (the wide Gaussian's shape and offset), the fit ~2 %.
 
 References
 ----------
