@@ -13,7 +13,22 @@ Families (every mask is a binary raster: a pixel is in when its centre is in the
   eccentricity).
 - ``square_slice``: ``m[k:k+s, k:k+s] = 1``, s = 5 ... 100; ``square_rotated``: side 10-100 px,
   2-88 deg from the axes, random centre; ``square_near_axis``: within 2 deg of the axes with a
-  non-integer side (a binary mask cannot fix that side to better than ~1 px: reported, not a target).
+  non-integer side (a binary mask cannot fix that side to better than ~1 px: reported, not a target);
+  ``rectangle_rotated`` / ``rectangle_near_axis``: short side 10-40 px, aspect 1.5-3, 2-88 / 0-2 deg.
+
+Information limit (``feasible_half_width``, not with ``--quick`` / ``--no-bounds``): for every mask,
+the range of each descriptor over all shapes of the family's model that rasterise to it
+(:mod:`cryomat.measure.feasible`: circles for discs, ellipses, squares (aspect: rectangles),
+rectangles); half its width (px for Feret, relative for aspect and circularity) is the smallest
+worst-case error any estimator that sees only the mask can promise. Per family: worst and median
+half-width, the fraction of masks whose half-width exceeds the target
+(``feasible_half_width_over_target_frac``) and how often our reading falls outside the range of
+the estimator's own model (``ours_outside_feasible``; squares are read as rectangles).
+
+Grey-level families (``grey_<kind>/dose_<e/A^2>``, not with ``--no-grey``): area-coverage
+(anti-aliased, 16 x 16 supersampled) renderings of discs, ellipses, squares and rectangles, 16 per
+image, 50 % contrast, Poisson noise at 100, 10 and 1 e/A^2 (5 A/px) or none; segmented by
+``segment_particles`` and measured by ``particle_table`` with ``edges="mask"`` and ``"image"``.
 
 Per family and size class: worst and median |error| of the max and min Feret diameter (px), the
 relative error of the aspect ratio and of the circularity against the analytic shape (disc 1,
@@ -22,10 +37,11 @@ square pi/4, ellipse 4 pi A / P^2 with Ramanujan's perimeter). skimage: ``feret_
 Timing: CPU and wall seconds of ``particle_table`` and of ``regionprops`` (those three properties
 evaluated) on one 960 x 960 label image of 400 objects (discs, ellipses, squares, radius 4-20 px).
 Size classes are by the shape's smaller width (``width_0_10px`` ... ``width_50_uppx``).
-Writes ``benchmarks/results/descriptors.json``; ~20 s (``--quick``: ~5 s, writes
-``descriptors_quick.json``). Usage::
+Writes ``benchmarks/results/descriptors.json``; ~4 min CPU (the feasible-set scans; ~20 s with
+``--no-bounds``; ``--quick``: ~10 s, writes ``descriptors_quick.json``; ``--families a,b``: only
+those family prefixes, writes ``descriptors_partial.json``). Usage::
 
-    python benchmarks/bench_descriptors.py [--quick]
+    python benchmarks/bench_descriptors.py [--quick] [--no-bounds] [--no-grey] [--families disc,square]
 """
 
 from __future__ import annotations

@@ -76,8 +76,10 @@ def test_skimage_ellipse(ra, rb, rot):
     assert abs(row["feret_max_nm"] - 2 * a) < 0.5
     assert abs(row["feret_min_nm"] - 2 * b) < 0.5
     # issue target 2 %, met for minor semi-axes >= 10 px; below, the band of separating ellipses
-    # (0.1-0.3 px wide) is 2-5 % of b and leaves the eccentricity uncertain: measured worst 3.1 %
-    # (12 x 8 at 45 deg), hence 3.5 % there
+    # (0.1-0.3 px wide) is 2-5 % of b and leaves the eccentricity uncertain: the aspect ratios of
+    # all ellipses these masks admit span up to +/- 8.7 % (cryomat.measure.feasible; 43 % of the
+    # skimage ellipses have a half-width > 2 %, so no estimator meets 2 % on them); measured worst
+    # 3.1 % (12 x 8 at 45 deg), inside the admitted range, hence 3.5 % there
     assert row["aspect_ratio"] == pytest.approx(a / b, rel=0.02 if b >= 10 else 0.035)
 
 
@@ -134,19 +136,22 @@ def test_boundary_ellipse_rejects_polygons_and_rods():
 @pytest.mark.parametrize("seed", [41, 42])
 def test_squares_any_angle(seed):
     # squares are not ellipses: the straight-sides polygon keeps their Feret diameters. Side 20-100
-    # at 2-88 deg: within 0.5 px (measured worst 0.32 px over 60); within 2 deg of the axes a binary
-    # mask cannot fix a non-integer side (n rows fit any side in (n - 1, n + 1)): 1 px there
-    # (measured worst 0.73 px over 30)
+    # at 2-88 deg: the four sides read with one orientation (the rectangle the boundary pixels
+    # admit) are within 0.2 px (measured worst 0.06 px here, 0.11 px over bench_descriptors' 60
+    # squares of side 10-100; the feasible range's half-width reaches 0.34 px there); within 2 deg
+    # of the axes a binary mask cannot fix a non-integer side (n rows fit any side in (n - 1, n + 1):
+    # feasible half-width up to 0.99 px): 1 px there (measured worst 0.86 px over 30)
     rng = np.random.default_rng(seed)
     for i in range(8):
         s = rng.uniform(20, 100)
         near = i % 4 == 0
         th = np.deg2rad(rng.uniform(0, 2) if near else rng.uniform(2, 88))
         d = shape_descriptors(_raster("rect", s, s, th, rng.uniform(-0.5, 0.5, 2)))
-        tol = 1.0 if near else 0.5
+        tol = 1.0 if near else 0.2
         assert abs(d["feret_max_px"] - s * np.sqrt(2)) < tol
         assert abs(d["feret_min_px"] - s) < tol
-        assert d["aspect_ratio"] == pytest.approx(1.0, abs=0.02)
+        # aspect of the sides' polygon (measured worst 1.1 % near the axes, 0.13 % elsewhere)
+        assert d["aspect_ratio"] == pytest.approx(1.0, abs=0.02 if near else 0.01)
 
 
 def test_separating_ellipse_recovers_a_known_ellipse():

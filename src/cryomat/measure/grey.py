@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from cryomat.measure.geometry import _direct_ellipse, conic_axes, feret_diameters, polygon_moments
+from cryomat.measure.geometry import (_direct_ellipse, conic_axes, feret_diameters, polygon_area, polygon_moments,
+                                      polygon_perimeter)
 from cryomat.measure.outline import _straight_polygon
 
 GREY_MIN_CONTRAST_SNR = 8.0  # the object/support step must exceed this many support noise sigmas
@@ -41,10 +42,11 @@ def _coverage_offset(c: np.ndarray, nr: np.ndarray, nc: np.ndarray) -> np.ndarra
     return np.sign(c - 0.5) * t
 
 
-def grey_edge_points(img: np.ndarray, lab: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray] | None:
+def grey_edge_points(img: np.ndarray, lab: np.ndarray, label: int) -> tuple | None:
     """Points ``(n, 2)`` (row, col, in the frame of ``img``) on the outline of object ``label``
-    from its grey levels, and the pixel-centre raster of the shape they outline (the pixels at
-    least half covered: for a straight edge, exactly those whose centre is inside), or None when
+    from its grey levels, the pixel-centre raster of the shape they outline (the pixels at
+    least half covered: for a straight edge, exactly those whose centre is inside), the covered
+    area (px^2, the sum of the covered fractions) and its noise sigma; or None when
     the image does not carry them (contrast below ``GREY_MIN_CONTRAST_SNR`` support noise
     sigmas, no support ring, < 8 partial pixels).
 
@@ -94,7 +96,11 @@ def grey_edge_points(img: np.ndarray, lab: np.ndarray, label: int) -> tuple[np.n
     lab_r, n_r = ndi.label(raster)
     if n_r > 1:  # the piece that holds the core
         raster = lab_r == np.bincount(lab_r[core]).argmax()
-    return np.c_[rr + t * nr, cc + t * nc], ndi.binary_fill_holes(raster)
+    # the covered area: the sum of the fractions (core 1) over the object and 2 px around it
+    near = ndi.binary_dilation(m, k, iterations=2) & ((lab == 0) | m) & ~core
+    area = float(core.sum() + np.sum(np.clip(c[near], -0.5, 1.5)))
+    area_sigma = noise / abs(fg - bg) * float(np.sqrt(near.sum()))
+    return np.c_[rr + t * nr, cc + t * nc], ndi.binary_fill_holes(raster), area, area_sigma
 
 
 def _tls_line(p: np.ndarray) -> tuple[np.ndarray, float]:
@@ -166,7 +172,7 @@ def _grey_conic(points: np.ndarray) -> tuple | None:
     return np.array([cen[1] * sc + y0, cen[0] * sc + x0]), a * sc, b * sc, ang
 
 
-def grey_outline(points: np.ndarray, mask: np.ndarray) -> dict | None:
+def grey_outline(points: np.ndarray, mask: np.ndarray, area: float | None = None, area_sigma: float = 0.0) -> dict | None:
     """Shape read from grey-level edge points and their raster (:func:`grey_edge_points`):
     ``{"outline": (n, 2) polygon, "feret_max", "feret_min", "moments": 2x2}`` (px), or None.
 
@@ -176,8 +182,21 @@ def grey_outline(points: np.ndarray, mask: np.ndarray) -> dict | None:
     more than ``GREY_CORNER_PX`` from the corners, corners at their intersections; a side without
     partly covered pixels runs on pixel edges and keeps the mask's line); None for other shapes
     (their outline stays the mask's). Line fits are repeated without the points beyond 3 robust
-    sigmas of their residuals (noise in the boundary band).
+    sigmas of their residuals (noise in the boundary band). With ``area`` (the covered area of
+    :func:`grey_edge_points`) the shape read must enclose it, within 3 ``area_sigma`` plus
+    0.05 px times its perimeter: an image whose grey levels are not area coverage (the projected
+    thickness of a sphere in HAADF, Fresnel fringes) reads none, and the mask is kept.
     """
+    out = _grey_shape(points, mask)
+    if out is not None and area is not None:
+        poly = out["outline"]
+        if abs(polygon_area(poly) - area) > 3 * area_sigma + 0.05 * polygon_perimeter(poly):
+            return None
+    return out
+
+
+def _grey_shape(points: np.ndarray, mask: np.ndarray) -> dict | None:
+    """The circle, ellipse or polygon of :func:`grey_outline`, before its area check."""
     if points is None or len(points) < 8:
         return None
     filled = ndi.binary_fill_holes(mask)
