@@ -147,6 +147,7 @@ def run(args) -> int:
                         "k_not_eligible_small_class": list(cl.excluded_k),
                         "bic_per_k": {str(k): v for k, v in cl.bic.items()},
                         "silhouette_per_k": {str(k): v for k, v in cl.silhouette.items()},
+                        "silhouette_one_gaussian_reference": cl.silhouette_reference,
                         "stability_ari_mean": cl.stability_mean, "stability_ari_std": cl.stability_std,
                         "classes": sorted(set(table["class"]))})
     fr = class_fractions(table[group_col], table["class"])

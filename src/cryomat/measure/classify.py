@@ -41,6 +41,14 @@ __all__ = ["FEATURES", "CLUSTER_FEATURES", "PARTITION_FEATURES", "Clustering", "
            "MODELS", "Classifier", "SemiSupervisedGaussian", "train_classifier", "predict_classes", "class_probabilities",
            "wilson_interval", "class_fractions", "posterior_fractions", "compare_groups"]
 
+#: features read from the object's outline (NaN for objects under :data:`MIN_SHAPE_AREA_PX`)
+OUTLINE_FEATURES = ("circularity", "log_aspect_ratio", "feret_ratio", "solidity", "convexity", "harmonic4",
+                    "harmonic6")
+#: objects with fewer pixels carry no outline shape: noise-free digitised discs of 19-50 px read
+#: aspect ratios up to 1.15-1.22 and Feret ratios down to 0.71-0.78 from the pixel grid alone
+#: (random sub-pixel centres), exactly 1 from 78 px on (Kiryati & Bruckstein 1991,
+#: doi:10.1016/1049-9652(91)90017-D: what a binary digitisation keeps of a shape)
+MIN_SHAPE_AREA_PX = 64
 FEATURES = ("log_equivalent_diameter", "circularity", "log_aspect_ratio", "feret_ratio", "solidity", "convexity")
 #: features the unsupervised grouping uses when present: the most discriminating and least noisy
 #: at low dose (solidity, convexity and circularity mostly add boundary noise; adding circularity
@@ -64,6 +72,11 @@ PARTITION_FEATURES = ("log_equivalent_diameter", "log_aspect_ratio", "feret_rati
 #: the sphere/cube difference (30 sets of bases 5000-13000 through segmentation: ARI range 0.90-1.00
 #: with 0.3, 0.87-0.99 with 1)
 PARTITION_SHRINKAGE = 0.3
+#: reference draws (one Gaussian population) for the "no class structure" test
+REFERENCE_DRAWS = 3
+#: the chosen K's silhouette must exceed the one-Gaussian reference by this (the reference's
+#: spread over draws is 0.01-0.03; the 4-class simulated sets exceed it by ~0.3)
+REFERENCE_MARGIN = 0.05
 #: criteria for choosing the number of classes
 K_CRITERIA = ("silhouette", "bic")
 #: mixture starts per K with the silhouette criterion (the one with the best silhouette is kept)
@@ -95,7 +108,11 @@ def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.Data
     |ln(I/I0)| is proportional to the mean projected thickness (mass-thickness contrast; to the
     contrast itself for a weak HAADF signal), so this is a thickness-to-width ratio, independent
     of the particle's size (at 1 e/A^2 in the ``particles`` simulator: cube 0.030, sphere 0.026,
-    rod 0.016, plate 0.014 per nm, +/- 0.002-0.003).
+    rod 0.016, plate 0.014 per nm, +/- 0.002-0.003). ``llr_ratio_square_dome`` and
+    ``llr_ratio_disc_dome`` when the table has them (projection-model fits,
+    :mod:`cryomat.measure.projection`). The outline features (:data:`OUTLINE_FEATURES`) of objects
+    under :data:`MIN_SHAPE_AREA_PX` pixels (column ``area_px``) are NaN: the pixel grid, not the
+    particle, sets them.
     """
     need = {"equivalent_diameter_nm", "circularity", "aspect_ratio", "feret_min_nm", "feret_max_nm", "solidity",
             "convexity"}
@@ -121,6 +138,9 @@ def shape_features(table: pd.DataFrame, *, include_size: bool = True) -> pd.Data
         c = table["contrast"].astype(float).clip(lower=-0.999)
         mass = np.abs(np.log1p(c)).clip(lower=1e-4)
         f["log_thickness_ratio"] = np.log(mass) - np.log(table["equivalent_diameter_nm"].astype(float).clip(lower=1e-6))
+    if "area_px" in table.columns:  # below the pixel grid's information limit: no outline shape
+        small = table["area_px"].astype(float).to_numpy() < MIN_SHAPE_AREA_PX
+        f.loc[small, [c for c in OUTLINE_FEATURES if c in f.columns]] = np.nan
     if not include_size:
         f = f.drop(columns=["log_equivalent_diameter"])
     return f
@@ -141,7 +161,9 @@ class Clustering:
     ``stability_ari`` (bootstrap ARIs against the full-data grouping), ``embedding`` (n, 2) PCA,
     ``columns`` (the features that chose K), ``partition_columns`` (those of the final
     partition), ``excluded_k`` (K values not eligible: a class below :data:`MIN_CLASS_FRACTION`),
-    ``probabilities`` (n, K) the partition's class posteriors (for fractions as posterior sums)."""
+    ``probabilities`` (n, K) the partition's class posteriors (for fractions as posterior sums),
+    ``silhouette_reference`` (the mean silhouette at the chosen K of one Gaussian population with
+    the data's covariance, :func:`_reference_silhouette`; NaN when not computed)."""
 
     labels: np.ndarray
     n_classes: int
@@ -155,6 +177,7 @@ class Clustering:
     partition_columns: tuple = ()
     excluded_k: tuple = ()
     probabilities: np.ndarray | None = field(default=None, repr=False)
+    silhouette_reference: float = float("nan")
 
     @property
     def stability_mean(self) -> float:
@@ -209,8 +232,11 @@ def cluster_shapes(features: pd.DataFrame, *, n_classes: int | str = "auto", k_r
     if criterion not in K_CRITERIA:
         raise ValueError(f"criterion must be one of {K_CRITERIA}, got {criterion!r}")
     if columns is None:
-        columns = [c for c in CLUSTER_FEATURES if c in features.columns] or list(features.columns)
-        pcols = [c for c in PARTITION_FEATURES if c in features.columns] or list(columns)
+        # a feature missing for most particles (outline shape of objects too small to have one)
+        # would make the imputed rows a class of their own
+        usable = [c for c in features.columns if features[c].notna().mean() >= 0.5] or list(features.columns)
+        columns = [c for c in CLUSTER_FEATURES if c in usable] or usable
+        pcols = [c for c in PARTITION_FEATURES if c in usable] or list(columns)
     else:
         pcols = columns = list(columns)
     x = np.asarray(features[list(columns)], dtype=float)
@@ -283,6 +309,20 @@ def _equal_prior_em(z, resp, n_iter: int = 30, reg: float = 1e-3, shrinkage: flo
     return resp.argmax(1), resp, loglik
 
 
+def _reference_silhouette(z, k, seed) -> float:
+    """Mean over :data:`REFERENCE_DRAWS` draws of the best-start silhouette at K of as many
+    points from one Gaussian with the covariance of ``z``: what splitting a single population
+    scores in this many dimensions (the reference-distribution idea of the gap statistic,
+    Tibshirani, Walther & Hastie, JRSS B 63, 411 (2001), doi:10.1111/1467-9868.00293). A split
+    Gaussian scores 0.35-0.46 in 2 dimensions but 0.12-0.19 in 6, so no one silhouette threshold
+    fits every feature set."""
+    rng = np.random.default_rng(10_000 + seed)
+    cov = np.cov(z, rowvar=False) + 1e-9 * np.eye(z.shape[1])
+    vals = [_best_start(rng.multivariate_normal(np.zeros(z.shape[1]), cov, size=len(z)), k, seed + d, "full")[2]
+            for d in range(REFERENCE_DRAWS)]
+    return float(np.mean(vals))
+
+
 def _partition(z, k, seed):
     """Partition at K: :data:`SILHOUETTE_STARTS` shared-covariance mixture starts, each refined by
     :func:`_equal_prior_em`; of those without a class smaller than :data:`MIN_CLASS_FRACTION`
@@ -310,10 +350,16 @@ def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
     z, _, _ = _standardise(x)
     zp, _, _ = _standardise(xp)
     bic, sil, small = {}, {}, []
+    reference = float("nan")
     if n_classes == "auto":
         lo, hi = k_range
-        min_size = max(3, int(np.ceil(MIN_CLASS_FRACTION * n)))
-        for k in range(max(2, int(lo)), min(int(hi), n - 1) + 1):
+        # K from the particles with every feature measured: rows imputed to the mean all sit at
+        # one point and would pass for a tight class (unless too few rows are complete)
+        whole = np.isfinite(x).all(axis=1)
+        if whole.sum() >= max(3 * int(hi), n // 2):
+            z = z[whole]
+        min_size = max(3, int(np.ceil(MIN_CLASS_FRACTION * len(z))))
+        for k in range(max(2, int(lo)), min(int(hi), len(z) - 1) + 1):
             if criterion == "bic":
                 m = _fit(z, k, seed, n_init=4)
                 lab = m.predict(z)
@@ -334,6 +380,10 @@ def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
                 k, criterion = 1, "silhouette: no class structure"
             while k - 1 in ok and sil[k - 1] >= sil[k] - SILHOUETTE_TOLERANCE:
                 k -= 1
+            if k > 1:  # does the partition beat that of one Gaussian population of the same shape?
+                reference = _reference_silhouette(z, k, seed)
+                if sil[k] < reference + REFERENCE_MARGIN:
+                    k, criterion = 1, "silhouette: no class structure (not above a one-Gaussian reference)"
     else:
         k = int(n_classes)
         if not 1 <= k < n:
@@ -357,4 +407,4 @@ def _cluster(x, xp, n_classes, k_range, seed, n_bootstrap, criterion) -> dict:
     remap[order] = np.arange(k)
     return dict(labels=remap[labels], probabilities=prob[:, order], n_classes=int(k), bic=bic, stability_ari=np.asarray(aris), embedding=emb,
                 explained_variance_ratio=pca.explained_variance_ratio_, silhouette=sil, criterion=criterion,
-                excluded_k=tuple(small))
+                excluded_k=tuple(small), silhouette_reference=reference)
