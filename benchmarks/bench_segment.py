@@ -213,8 +213,8 @@ def _fresh_process_rss(img) -> dict:
 
 def speed(quick: bool = False, workers: int = 2) -> dict:
     """Single-image CPU/wall time per stage at 1024^2 and 4096^2 (1 e/A^2, ~40 particles per
-    512^2, split_touching), peak memory of one 4096^2 call, and the throughput of ``workers``
-    processes (the issue's "images/s on 2 cores")."""
+    512^2, split_touching), peak memory of one 4096^2 call, one 1024^2 image at 0.3 e/A^2 (with
+    the outline fit), and the throughput of ``workers`` processes (the issue's "images/s on 2 cores")."""
     import os
 
     from cryomat.segmentation.classical import segment_classical
@@ -244,6 +244,15 @@ def speed(quick: bool = False, workers: int = 2) -> dict:
             row.update(_fresh_process_rss(img))
         out[f"{size}px"] = row
         print(size, row, flush=True)
+    # the lowest dose, where the outline fit runs (~10 ms per object): one 1024^2 image
+    img = particle_image((1024, 1024), dose_e_per_A2=0.3, n_particles=160, rng=np.random.default_rng(5)).image
+    t0, c0 = time.perf_counter(), time.process_time()
+    lab, det = segment_classical(img, pixel_size=5.0, dose_e_per_A2=0.3, split_touching=True, return_details=True)
+    out["1024px_0.3_e_per_A2"] = {"objects": int(lab.max()), "seconds_per_image": time.perf_counter() - t0,
+                                  "cpu_seconds_per_image": time.process_time() - c0,
+                                  "cpu_seconds_per_stage": det["cpu_seconds"], "outline_fit": det["outline_fit"],
+                                  "load_average_1min": os.getloadavg()[0]}
+    print("1024 at 0.3 e/A^2", out["1024px_0.3_e_per_A2"], flush=True)
     if workers > 1:
         for size, n in ((1024, 8 if quick else 16), (4096, workers)):
             row = _throughput(size, n, workers)
