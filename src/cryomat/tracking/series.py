@@ -396,7 +396,8 @@ def track_series(frames, *, pixel_size: float, times_s=None, search_range_nm: fl
         from cryomat.tracking.axes import FIT_COLUMNS, measure_axes
 
         pol = {"dark": -1, "bright": 1}.get(polarity)
-        tracks = measure_axes(tracks, work, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol)
+        tracks = measure_axes(tracks, work, labels, pixel_size=pixel_size, min_frames=min_fit_frames, polarity=pol,
+                              events=events)
         cols += FIT_COLUMNS
     if interpolate_gaps:
         tracks, labels = fill_gaps(tracks, labels)
