@@ -5,8 +5,11 @@ perspective's Fig. 6): elliptical crystals appear at random times, their semi-ax
 known velocities (linear, interface-limited, or parabolic, diffusion-limited: a^2 = a0^2 + K t),
 they show diffraction contrast (darker than the film) on an amorphous background under
 a global stage drift, are occasionally missed (out of Bragg condition), and coalesce when
-they touch. Poisson noise at the dose per frame. Truth: per-frame instance labels, tracks
-with semi-axes, and merge events.
+they touch. Each pixel is darkened by the fraction of its area a crystal covers (the projected
+contrast of a real crystal is area-continuous; a pixel-centre mask would add 0.1-0.2 px of
+digitisation jitter per edge and frame that no specimen has), then blurred. Poisson noise at the
+dose per frame. Truth: per-frame instance labels (pixel-centre masks of the analytic ellipses),
+tracks with semi-axes, and merge events.
 """
 
 from __future__ import annotations

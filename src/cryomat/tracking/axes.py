@@ -271,6 +271,15 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     without it one refit per frame. ``shared_contrast``: hold
     the contrast at the track's median in that refit (measured: no better on the simulator,
     worse on seeds 10-19). ``static_kw``: options of :func:`static_residual`.
+    ``noise_model``: see :func:`fit_ellipse`.
+
+    Measured on the growth simulator with crystals rendered by their projected area (seeds 0-19,
+    151 fits of >= 10 frames, same detections): the default (constant noise, static pass, shared
+    angle) gives rate errors 1.14x (major), 1.06x (minor) the noise floor (MAD of error / floor),
+    with 97.4% / 88.1% of rates within 5% where an unbiased estimator at the floor would get
+    98.7% / 90.2%; per frame the fitted axes scatter by 0.9-1.2x their standard errors. Without
+    the static pass: 1.5x the floor, 92.7% / 77.5%. ``shared_contrast``: minor 90.7%, major 96.7%
+    (mixed). ``noise_model="poisson"``: the floor 6% lower, the errors not (97% / 87.5%).
 
     ``events``: the events table (:func:`cryomat.tracking.series.find_events`); a track that others
     merged into is, from each merge frame on, a different object (an aggregate), so its frames
