@@ -28,7 +28,8 @@ the estimator's own model (``ours_outside_feasible``; squares are read as rectan
 Grey-level families (``grey_<kind>/dose_<e/A^2>``, not with ``--no-grey``): area-coverage
 (anti-aliased, 16 x 16 supersampled) renderings of discs, ellipses, squares and rectangles, 16 per
 image, 50 % contrast, Poisson noise at 100, 10 and 1 e/A^2 (5 A/px) or none; segmented by
-``segment_particles`` and measured by ``particle_table`` with ``edges="mask"`` and ``"image"``.
+``segment_particles`` and measured by ``particle_table`` with ``edges="mask"`` and ``"image"``
+(``image_where_engaged``: the objects the grey path read; the others keep the mask's outline).
 
 Per family and size class: worst and median |error| of the max and min Feret diameter (px), the
 relative error of the aspect ratio and of the circularity against the analytic shape (disc 1,
@@ -272,7 +273,7 @@ def _grey_family(rng, quick: bool) -> dict:
                 c0 = time.process_time()
                 tabs[edges] = particle_table(lab, img, pixel_size=10.0, edges=edges)
                 res[f"cpu_s_{edges}"] = round(time.process_time() - c0, 3)
-            errs = {e: {k_: [] for k_ in METRICS} for e in tabs}
+            errs = {e: {k_: [] for k_ in METRICS} for e in (*tabs, "image_where_engaged")}
             engaged = matched = 0
             for cen, (fmax, fmin, asp, circ) in truth:
                 tm = tabs["mask"]
@@ -289,7 +290,11 @@ def _grey_family(rng, quick: bool) -> dict:
                     errs[e]["feret_min_px"].append(row["feret_min_nm"] - fmin)
                     errs[e]["aspect_rel"].append(row["aspect_ratio"] / asp - 1)
                     errs[e]["circularity_rel"].append(row["circularity"] / circ - 1)
-                engaged += int(tabs["image"].iloc[i]["feret_max_nm"] != tm.iloc[i]["feret_max_nm"])
+                took = tabs["image"].iloc[i]["feret_max_nm"] != tm.iloc[i]["feret_max_nm"]
+                engaged += int(took)
+                if took:
+                    for k_ in METRICS:
+                        errs["image_where_engaged"][k_].append(errs["image"][k_][-1])
             res.update({"matched": matched, "grey_path_engaged": engaged,
                         **{e: {k_: _stats(v) for k_, v in errs[e].items()} for e in errs}})
             key = f"grey_{kind}/dose_{'inf' if dose is None else f'{dose:g}'}"

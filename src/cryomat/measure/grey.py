@@ -178,7 +178,8 @@ def grey_outline(points: np.ndarray, mask: np.ndarray, area: float | None = None
 
     The model: a disc or ellipse where the points lie on one (:func:`_grey_conic`; Feret = its
     axes, the outline sampled from it), else a polygon of straight sides where
-    :func:`_straight_polygon` finds one (each side the total-least-squares line of its points
+    :func:`_straight_polygon` finds one in the half-covered raster, or :func:`_points_polygon` in
+    the points' hull (noise flips raster pixels near 0.5) (each side the total-least-squares line of its points
     more than ``GREY_CORNER_PX`` from the corners, corners at their intersections; a side without
     partly covered pixels runs on pixel edges and keeps the mask's line); None for other shapes
     (their outline stays the mask's). Line fits are repeated without the points beyond 3 robust
@@ -195,6 +196,72 @@ def grey_outline(points: np.ndarray, mask: np.ndarray, area: float | None = None
     return out
 
 
+GREY_SIDE_TOLERANCE_PX = 0.5  # hull vertices of the edge points within this of a chord: one straight side
+
+
+def _points_polygon(points: np.ndarray, min_frac: float = 0.5, coverage: float = 0.7) -> np.ndarray | None:
+    """Approximate vertices ``(k, 2)`` of the polygon of straight sides through grey-level edge
+    points, or None: the hull of the points split into chains of vertices within
+    ``GREY_SIDE_TOLERANCE_PX`` of their end-to-end chord (points lie on the edges to ~0.05 px; the
+    corners, whose pixels hold two edges, are cut by up to ~1 px); chains at least ``min_frac`` of
+    the smallest width long are sides when they make up ``coverage`` of the hull's perimeter;
+    each side is the total-least-squares line of the points within the tolerance of its chord,
+    the vertices the intersections of consecutive sides (the counterpart of
+    :func:`cryomat.measure.outline._straight_polygon` for points, used when noise leaves the
+    raster no exact one)."""
+    from scipy.spatial import ConvexHull
+
+    try:
+        h = points[ConvexHull(points).vertices]
+    except Exception:  # degenerate
+        return None
+    n = len(h)
+    if n < 4:
+        return None
+    e = np.roll(h, -1, axis=0) - h
+    elen = np.hypot(e[:, 0], e[:, 1])
+    nrm = np.c_[e[:, 1], -e[:, 0]] / np.maximum(elen, 1e-12)[:, None]
+    proj = h @ nrm.T
+    width = float(np.min(proj.max(axis=0) - proj.min(axis=0)))
+    ang = np.arctan2(e[:, 0], e[:, 1])
+    turn = np.abs((ang - np.roll(ang, 1) + np.pi) % (2 * np.pi) - np.pi)
+    hv = np.roll(h, -int(np.argmax(turn)), axis=0)
+    hv = np.r_[hv, hv[:1]]
+    chains, i = [], 0
+    while i < n:
+        j = i + 1
+        while j < n:
+            d = hv[j + 1] - hv[i]
+            ln = max(float(np.hypot(*d)), 1e-12)
+            mid = hv[i + 1:j + 1] - hv[i]
+            if np.max(np.abs(mid[:, 0] * d[1] - mid[:, 1] * d[0]) / ln) > GREY_SIDE_TOLERANCE_PX:
+                break
+            j += 1
+        chains.append((i, j))
+        i = j
+    sides = [(a, b) for a, b in chains if np.hypot(*(hv[b] - hv[a])) >= max(3.0, min_frac * width)]
+    perim = float(elen.sum())
+    if len(sides) < 3 or sum(np.hypot(*(hv[b] - hv[a])) for a, b in sides) < coverage * perim:
+        return None
+    lines = []
+    for a, b in sides:
+        t = (hv[b] - hv[a]) / np.hypot(*(hv[b] - hv[a]))
+        nv = np.array([t[1], -t[0]])
+        along = (points - hv[a]) @ t
+        near = (np.abs((points - hv[a]) @ nv) <= GREY_SIDE_TOLERANCE_PX) & (along >= 0) & (
+            along <= float(np.hypot(*(hv[b] - hv[a]))))
+        if near.sum() < 3:
+            return None
+        lines.append(_tls_line(points[near]))
+    verts = []
+    for (n1, c1), (n2, c2) in zip(lines, lines[1:] + lines[:1]):
+        det = n1[0] * n2[1] - n1[1] * n2[0]
+        if abs(det) < np.sin(np.deg2rad(20)):  # consecutive sides must meet at a corner
+            return None
+        verts.append(((c1 * n2[1] - c2 * n1[1]) / det, (n1[0] * c2 - n2[0] * c1) / det))
+    return np.array(verts)
+
+
 def _grey_shape(points: np.ndarray, mask: np.ndarray) -> dict | None:
     """The circle, ellipse or polygon of :func:`grey_outline`, before its area check."""
     if points is None or len(points) < 8:
@@ -209,6 +276,8 @@ def _grey_shape(points: np.ndarray, mask: np.ndarray) -> dict | None:
         poly = np.c_[yv, xu]
         return {"outline": poly, "feret_max": 2 * a, "feret_min": 2 * b, "moments": polygon_moments(poly)[2]}
     verts = _straight_polygon(filled)
+    if verts is None:  # noise flips pixels near 0.5 in the raster: the sides from the points
+        verts = _points_polygon(points)
     if verts is not None:
         k = len(verts)
         e = np.roll(verts, -1, axis=0) - verts
