@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
 from cryomat.measure import particle_table  # noqa: E402
+from cryomat.measure.geometry import ellipse_perimeter  # noqa: E402
 
 
 def _frame(half: float) -> int:
@@ -77,11 +78,6 @@ def _raster(kind: str, a: float, b: float, theta: float, off, strict: bool = Fal
         return (np.abs(u) <= a / 2) & (np.abs(v) <= b / 2)
     q = (u / a) ** 2 + (v / b) ** 2
     return q < 1 if strict else q <= 1
-
-
-def _ellipse_perimeter(a: float, b: float) -> float:
-    h = ((a - b) / (a + b)) ** 2
-    return np.pi * (a + b) * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h)))
 
 
 def _cases(rng, quick: bool):
@@ -111,7 +107,7 @@ def _cases(rng, quick: bool):
             m = np.zeros((n, n), bool)
             rr, cc = ellipse(n // 2, n // 2, ra, rb, shape=m.shape, rotation=rot)
             m[rr, cc] = True
-            circ = 4 * np.pi * np.pi * ra * rb / _ellipse_perimeter(ra, rb) ** 2
+            circ = 4 * np.pi * np.pi * ra * rb / ellipse_perimeter(ra, rb) ** 2
             yield "ellipse_skimage", rb, m, (2 * ra, 2 * rb, ra / rb, circ), ("ellipse",)
     for fam, lo, hi, qlo, qhi, count in (("ellipse_random", 10, 80, 0.25, 0.9, 80),
                                           ("ellipse_small_round", 5, 10, 0.75, 0.95, 40)):
@@ -119,7 +115,7 @@ def _cases(rng, quick: bool):
             q = rng.uniform(qlo, qhi)
             a = rng.uniform(max(lo, 5.0 / q), max(hi, 5.0 / q + 1.0))  # b >= 5 px
             m = _raster("ellipse", a, a * q, rng.uniform(0, np.pi), rng.uniform(-0.5, 0.5, 2))
-            circ = 4 * np.pi * np.pi * a * a * q / _ellipse_perimeter(a, a * q) ** 2
+            circ = 4 * np.pi * np.pi * a * a * q / ellipse_perimeter(a, a * q) ** 2
             yield fam, a * q, m, (2 * a, 2 * a * q, 1 / q, circ), ("ellipse",)
     for s in ([5, 10, 20, 50] if quick else [5, 8, 10, 15, 20, 30, 50, 75, 100]):
         m = np.zeros((s + 20, s + 20), bool)
@@ -185,7 +181,7 @@ def _bounds(m: np.ndarray, model: tuple) -> dict:
             return {}
         out = {"feret_max_px": r["fmax"], "feret_min_px": r["fmin"], "aspect_rel": r["aspect"]}
         lo, hi = r["aspect"]
-        out["circularity_rel"] = tuple(4 * np.pi**2 / q / _ellipse_perimeter(1.0, 1.0 / q) ** 2 for q in (hi, lo))
+        out["circularity_rel"] = tuple(4 * np.pi**2 / q / ellipse_perimeter(1.0, 1.0 / q) ** 2 for q in (hi, lo))
         if kind == "circle":
             e = feasible.ellipse_ranges(m, feret=False)
             if e is not None:
@@ -253,7 +249,7 @@ def _grey_family(rng, quick: bool) -> dict:
                     elif kind == "ellipse":
                         b = rng.uniform(5, 15)
                         a = b * rng.uniform(1.1, 2.5)
-                        t = (2 * a, 2 * b, a / b, 4 * np.pi**2 * a * b / _ellipse_perimeter(a, b) ** 2)
+                        t = (2 * a, 2 * b, a / b, 4 * np.pi**2 * a * b / ellipse_perimeter(a, b) ** 2)
                     else:
                         b = rng.uniform(10, 35)
                         a = b * (1.0 if kind == "square" else rng.uniform(1.5, 2.5))

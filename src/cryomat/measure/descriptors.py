@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from cryomat.measure.geometry import feret_diameters, polygon_area, polygon_moments, polygon_perimeter
+from cryomat.measure.geometry import (ellipse_perimeter, feret_diameters, polygon_area, polygon_moments,
+                                      polygon_perimeter)
 from cryomat.measure.grey import grey_edge_points, grey_outline
 from cryomat.measure.outline import (CONTOUR_SIGMA_PX, _hull, _straight_polygon, boundary_ellipse, feret_contour,
                                      object_contour)
@@ -89,7 +90,9 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX, grey: dict | 
     worst 2.3 %, against 0.2 % and 3.5 % from the pixels), else of the pixel squares;
     ``eccentricity`` likewise. ``orientation_deg`` is the major axis
     angle counter-clockwise from the column axis as displayed (rows down), in (-90, 90].
-    ``circularity`` = 4 pi A / P^2 with A and P of the same contour polygon. ``solidity`` =
+    ``circularity`` = 4 pi A / P^2 with A and P of the same curve: the identified ellipse or
+    straight-sided polygon where there is one (a disc reads 1, a square pi/4), else the contour.
+    ``solidity`` =
     contour area / hull area, ``convexity`` = hull perimeter / contour perimeter.
     """
     m = np.asarray(mask, dtype=bool)
@@ -121,15 +124,20 @@ def shape_descriptors(mask, *, sigma_px: float = CONTOUR_SIGMA_PX, grey: dict | 
         a_h, p_h = polygon_area(hull), polygon_perimeter(hull)
         filled = ndi.binary_fill_holes(m)
         ell = boundary_ellipse(filled)
-        if ell is not None:  # a rasterised ellipse or disc: its axes
+        if ell is not None:  # a rasterised ellipse or disc: its axes, area and perimeter
             fmax, fmin = 2.0 * ell["a"], 2.0 * ell["b"]
             ev = np.array([ell["b"] ** 2, ell["a"] ** 2])
+            a_c, p_c = np.pi * ell["a"] * ell["b"], ellipse_perimeter(ell["a"], ell["b"])
+            a_h, p_h = a_c, p_c  # convex
         else:
             poly = _straight_polygon(filled)
             fpts = poly if poly is not None else feret_contour(m, contour=contour)
             fmax, fmin, _ = feret_diameters(_hull(fpts))
-            if poly is not None:  # the moments of the polygon that was rasterised (L/W of a rectangle)
+            if poly is not None:  # the polygon that was rasterised: its moments (L/W of a rectangle),
+                # area and perimeter (the smoothed contour cuts its corners: a square read 0.87-0.97)
                 ev = np.clip(np.linalg.eigvalsh(polygon_moments(poly)[2]), 1e-12, None)
+                a_c, p_c = polygon_area(poly), polygon_perimeter(poly)
+                a_h, p_h = polygon_area(_hull(poly)), polygon_perimeter(_hull(poly))
     else:
         a_c = p_c = a_h = p_h = float("nan")
         fmax = fmin = float("nan")
