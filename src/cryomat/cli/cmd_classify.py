@@ -42,10 +42,11 @@ def add_arguments(p):
     p.add_argument("--include-border", action="store_true", help="keep particles cut by the image border")
     p.add_argument("--bootstrap", type=positive_int, default=20, help="bootstrap refits for the stability (default 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--no-image-features", action="store_true",
+    feat = p.add_mutually_exclusive_group()
+    feat.add_argument("--no-image-features", action="store_true",
                    help="do not fit projection models (flat square, flat disc, dome) to the images named in the "
                         "segment run's results.json (default: fit them when the images and label masks are found)")
-    p.add_argument("--image-features", type=input_file, metavar="CSV",
+    feat.add_argument("--image-features", type=input_file, metavar="CSV",
                    help="reuse projection-model features of an earlier run (its classes.csv, or any CSV with columns "
                         "image, label, llr_ratio_square_dome, llr_ratio_disc_dome) instead of fitting them again")
 
@@ -177,17 +178,21 @@ def run(args) -> int:
 
 
 def _segment_sources(tables) -> dict:
-    """image name -> (source path, frame, label-mask path) from the segment run's results.json
-    next to each particles.csv (empty when there is none)."""
+    """(particles table path, image name) -> (source path, frame, label-mask path) from the segment
+    run's results.json next to each particles.csv (empty when there is none). Runs that share an
+    image name stay apart (their labels differ). A relative source path (older segment runs wrote
+    it as typed) is tried from the working directory, then from the run's parent directory."""
     sources = {}
     for t in tables:
         rj = Path(t).parent / "results.json"
         if rj.is_file():
             try:
                 for row in json.loads(rj.read_text())["results"].get("per_image", []):
-                    name = str(row["image"])
-                    sources[name] = (row.get("source"), row.get("frame"),
-                                     Path(t).parent / "labels" / f"{name}_labels.tif")
+                    name, src = str(row["image"]), row.get("source")
+                    if src and not Path(src).is_file() and (Path(t).parent.parent / src).is_file():
+                        src = str(Path(t).parent.parent / src)
+                    sources[(str(t), name)] = (src, row.get("frame"),
+                                               Path(t).parent / "labels" / f"{name}_labels.tif")
             except (ValueError, KeyError, TypeError):
                 continue
     return sources
@@ -222,7 +227,13 @@ def _reuse_image_features(table, path) -> int:
     key = pd.MultiIndex.from_frame(table[["image", "label"]].astype({"label": np.int64}))
     for c in PROJECTION_COLUMNS:
         table[c] = pf[c].reindex(key).to_numpy()
-    return int(table[PROJECTION_COLUMNS[0]].notna().sum())
+    n = int(table[PROJECTION_COLUMNS[0]].notna().sum())
+    if n < len(table):
+        from cryomat.progress import status
+
+        status(f"classify: {len(table) - n} of {len(table)} particles have no row (image, label) in {path}; "
+               "their projection features are missing")
+    return n
 
 
 def _add_image_features(table, tables) -> int:
@@ -234,16 +245,19 @@ def _add_image_features(table, tables) -> int:
     import tifffile
 
     from cryomat.measure.projection import PROJECTION_COLUMNS, projection_features
-    from cryomat.progress import progress
+    from cryomat.progress import progress, status
 
     sources = _segment_sources(tables)
-    todo = [n for n in table["image"].unique() if n in sources and sources[n][0] and Path(sources[n][0]).is_file()
-            and sources[n][2].is_file()]
+    keys = table[["_table", "image"]].drop_duplicates().itertuples(index=False, name=None)
+    todo = [k for k in keys if k in sources and sources[k][0] and Path(sources[k][0]).is_file()
+            and sources[k][2].is_file()]
     if not todo:
+        status("classify: no segmented image found next to the particles table(s) (moved, or not from "
+               "`cryomat segment`): projection features left out (--no-image-features silences this)")
         return 0
     parts = []
-    for name in progress(todo, total=len(todo), desc="projection fits"):
-        src, frame, lab_path = sources[name]
+    for key in progress(todo, total=len(todo), desc="projection fits"):
+        src, frame, lab_path = sources[key]
         try:
             img = _read_frame(src, frame)
             lab = np.asarray(tifffile.imread(lab_path)).astype(np.int64)
@@ -251,13 +265,13 @@ def _add_image_features(table, tables) -> int:
             continue
         if img.shape != lab.shape:
             continue
-        want = table.loc[table["image"] == name, "label"].astype(int)
-        parts.append(projection_features(img, lab, which=want).assign(image=name))
+        want = table.loc[(table["_table"] == key[0]) & (table["image"] == key[1]), "label"].astype(int)
+        parts.append(projection_features(img, lab, which=want).assign(_table=key[0], image=key[1]))
     if not parts:
         return 0
     pf = pd.concat(parts, ignore_index=True)
-    key = pd.MultiIndex.from_frame(table[["image", "label"]].astype({"label": np.int64}))
-    pf = pf.set_index(["image", "label"])
+    key = pd.MultiIndex.from_frame(table[["_table", "image", "label"]].astype({"label": np.int64}))
+    pf = pf.set_index(["_table", "image", "label"])
     for c in PROJECTION_COLUMNS:
         table[c] = pf[c].reindex(key).to_numpy()
     return int(len(pf))
@@ -312,7 +326,7 @@ def _galleries(od, table, tables) -> list:
 
     from cryomat.report.figures import new_figure
 
-    sources = {k: v[:2] for k, v in _segment_sources(tables).items()}
+    sources = {k: tuple(v[:2]) for k, v in _segment_sources(tables).items()}
     if not sources or "centroid_row_px" not in table.columns:
         return []
     cache: dict = {}
@@ -322,8 +336,8 @@ def _galleries(od, table, tables) -> list:
         rows = table[table["class"] == c]
         rows = rows.iloc[rng.permutation(len(rows))[:12]]
         crops = []
-        for r in rows.itertuples():
-            src = sources.get(str(r.image))
+        for r, tab in zip(rows.itertuples(), rows["_table"]):
+            src = sources.get((tab, str(r.image)))
             if not src or not src[0] or not Path(src[0]).is_file():
                 continue
             if src not in cache:

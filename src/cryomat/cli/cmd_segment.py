@@ -61,6 +61,8 @@ def run(args) -> int:
     from cryomat.measure.figures import overlay_figure, size_figure
     from cryomat.segmentation import segment_particles
 
+    if args.method == "unet" and args.outline_fit == "on":
+        raise InputError("--outline-fit on applies to --method classical only (the U-Net has no outline fit)")
     od = OutputDir(args.out, command=NAME, inputs=args.images, parameters=parameters_of(args))
     loaded = []
     for path in args.images:  # read and check every input before any work
@@ -100,7 +102,7 @@ def run(args) -> int:
             od.save_figure(f"overlays/{name}_overlay.png", overlay_figure(frame, labels, pixel_size=px, title=name))
             tables.append(table)
             summ = size_summary(table["equivalent_diameter_nm"])
-            per_image.append({"image": name, "source": str(path), "frame": fi if suffix else None,
+            per_image.append({"image": name, "source": str(Path(path).resolve()), "frame": fi if suffix else None,
                               "pixel_size_A": px, "dose_e_per_A2": dose,
                               "count": summ["count"],
                               "median_equivalent_diameter_nm": summ["median_nm"],

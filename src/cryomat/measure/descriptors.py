@@ -204,8 +204,8 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
         and a circle, ellipse or polygon of straight sides is fitted to those edge points
         (:func:`cryomat.measure.grey.grey_outline`; Feret within ~0.02 px on noise-free
         anti-aliased shapes, against 0.1-0.4 px from a mask). Objects whose contrast is below 8
-        noise sigmas, without a support ring, or whose edge points fit none of these shapes keep
-        the mask's outline. Lengths, circularity, aspect ratio, solidity and convexity follow the
+        noise sigmas, without a support ring, cut by the image border, or whose edge points fit
+        none of these shapes keep the mask's outline. Lengths, circularity, aspect ratio, solidity and convexity follow the
         outline; area and equivalent diameter stay the pixel count.
 
     Returns
@@ -241,7 +241,9 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
         label = i + 1
         m = lab[sl] == label
         grey = None
-        if edges == "image" and img is not None:
+        border = (sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0]
+                  or sl[1].stop == lab.shape[1])
+        if edges == "image" and img is not None and not border:  # a cut object has no closed grey edge
             r0, c0 = max(sl[0].start - 6, 0), max(sl[1].start - 6, 0)
             r1, c1 = min(sl[0].stop + 6, lab.shape[0]), min(sl[1].stop + 6, lab.shape[1])
             got = grey_edge_points(img[r0:r1, c0:c1], lab[r0:r1, c0:c1], label)
@@ -249,8 +251,6 @@ def particle_table(labels, image=None, *, pixel_size: float, sigma_px: float = C
             if grey is not None:
                 grey["outline"] = grey["outline"] + [r0 - sl[0].start, c0 - sl[1].start]
         d = shape_descriptors(m, sigma_px=sigma_px, grey=grey)
-        border = (sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0]
-                  or sl[1].stop == lab.shape[1])
         area_nm2 = d["area_px"] * nm * nm
         rows.append({
             "label": label,

@@ -46,6 +46,8 @@ def segment_particles(image, *, pixel_size: float, dose_e_per_A2: float | None =
     if arr.ndim != 2:
         raise ValueError(f"image must be 2D (rows, cols), got shape {arr.shape}")
     if method == "unet":
+        if outline_fit:
+            raise ValueError("outline_fit applies to the classical method only (the U-Net has no outline fit)")
         from cryomat.segmentation.unet import segment_unet
 
         return segment_unet(arr, pixel_size=pixel_size, dose_e_per_A2=dose_e_per_A2, min_size_nm=min_size_nm,
