@@ -82,8 +82,9 @@ def make_growth(*, size: int = 512, frames: int = 30, pixel_size_A: float = 5.0,
         crystals.append({"id": k, "row": rng.uniform(margin, size - margin), "col": rng.uniform(margin, size - margin),
                          "t0_s": t0, "a0_px": 2.5, "b0_px": 2.0, "va_px_s": va, "vb_px_s": va / anis,
                          "angle_rad": rng.uniform(0, np.pi), "anisotropy": anis})
-        crystals[-1]["K_major_px2_per_s"] = 32 * 2.5 * va
-        crystals[-1]["K_minor_px2_per_s"] = 32 * 2.0 * va / anis
+        c = crystals[-1]
+        c["K_major_px2_per_s"] = 32 * c["a0_px"] * va
+        c["K_minor_px2_per_s"] = 32 * c["b0_px"] * va / anis
     steps = rng.normal(0, drift_px_per_frame, (frames, 2))
     steps[0] = 0
     drift = np.cumsum(steps, axis=0)
