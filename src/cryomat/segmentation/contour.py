@@ -58,13 +58,14 @@ BLUR_PX = (0.25, 0.5)  # edge blur candidates beyond the pixel box (std, px); wi
 # simulator's phase-contrast fringes better but place domes' edges 1.5-2 % inside (10 e/A^2)
 MAX_HARMONICS = 10
 WIGGLE_PX = 0.5  # 0.35 or 0.8: within 0.01 of IoU and 0.001 of size at 0.3 e/A^2 (24 images)
-PRIOR_PX = 3.0
+PRIOR_PX = 3.0  # prior std of each harmonic's offset (px): the outline moves a few px at most
 REFINE_SCAN_PX = 2.0
 OUTLINE_SMOOTH_PX = 1.5
 N_OUTER = 2  # 3: the same figures at 0.3 e/A^2 (24 images), 1.4x the time
 DOME_Q = (0.0, 1.0)  # saturation of the dome template (per sqrt px); (0, 0.5, 1, 2): the same figures
 N_GN = 5
-GN_WIDE_PX = 2.0
+GN_WIDE_PX = 2.0  # blur of the first Gauss-Newton pass: a sharp template gives no gradient to an
+# outline that sits on one side of the true edge
 GN_WIDE_PASSES = 1
 PAD_PX = 12
 MIN_AREA_PX = 100  # (equivalent diameter 11 px; the simulated particles are >= 20 px)
@@ -319,7 +320,7 @@ def refine_outlines(labels: np.ndarray, y: np.ndarray, noise: float) -> np.ndarr
     """Every object of ``labels`` refined by :func:`fit_outline` on the contrast ``y`` (per-pixel
     noise std ``noise``); objects whose fit fails keep their mask. Returns new labels (int32)."""
     h, w = labels.shape
-    out = np.zeros_like(labels)
+    out = np.zeros(labels.shape, np.int32)
     claimed = np.zeros(labels.shape, bool)
     areas = np.bincount(labels.ravel())
     for i, sl in enumerate(ndi.find_objects(labels), start=1):
