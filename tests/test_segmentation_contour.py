@@ -73,8 +73,8 @@ def test_low_dose_sizes_with_outline_fit():
     # 0.3 e/A^2 (the lowest dose): the outline fit (on by default there) brings the median
     # |error| of the equivalent diameter within the 3 % on two simulated images (the
     # 24-image benchmark measures ~2 %; without the fit it was 4-6 %); the mean bias, within 2 % over
-    # the 24 benchmark images (+0.3 %), is held to 3 % on these two (~150 objects, ~3 % scatter each:
-    # a standard error of ~0.3 %, but the two images share one seed family)
+    # the 24 benchmark images (+0.3 %), is held to 3 % on these two (~80 objects, ~3 % scatter each:
+    # a standard error of ~0.35 %, but the two images share one seed family)
     errs, f1s = [], []
     for seed in (1000, 1001):
         s = particle_image((512, 512), dose_e_per_A2=0.3, rng=np.random.default_rng(seed))
