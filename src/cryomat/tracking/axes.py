@@ -125,8 +125,7 @@ def static_residual(crops, fits, *, polarity: int, sigma_px: float, edge_px: flo
 
 def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None = None, polarity: int = -1,
                 noise: float | None = None, margin: int = 5, sigma0: float = 1.0, fit_sigma: bool = True,
-                angle: float | None = None, contrast: float | None = None, init=None,
-                noise_model: str = "constant") -> dict | None:
+                angle: float | None = None, contrast: float | None = None, init=None) -> dict | None:
     """Fit one crystal. ``mask``: its pixels (bool, image-sized); ``exclude``: pixels of other
     objects to leave out of the fit; ``polarity``: -1 dark crystals, +1 bright.
     ``noise``: the film's pixel noise (for the reduced chi-square; estimated from the crop's
@@ -134,11 +133,7 @@ def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None
     ``angle``: hold the direction of the ``a`` axis fixed (rad; e.g. a track's mean), else fitted.
     ``contrast``: hold the relative contrast ``C`` fixed (e.g. a track's mean), else fitted.
     ``init``: optional (row, col, a, b, angle) start.
-    ``noise_model``: "constant" (every pixel has the film's noise) or "poisson" (the variance is
-    proportional to the intensity, ``noise^2 I / B``, as shot noise is: a dark crystal's pixels
-    are less noisy than the film's and weigh more); the weights come from the model at the
-    start (``init``, or the moments) and are held fixed (one reweighting step towards the
-    Poisson likelihood).
+    Every pixel is weighted by the film's noise (``noise``).
 
     Returns ``{"row_px", "col_px", "a_px", "b_px", "angle_rad", "sigma_px", "contrast",
     "background", "chi2_red", "ok", "a_sd_px", "b_sd_px", "n_px"}`` (full axes are ``2 a`` and
@@ -196,14 +191,8 @@ def fit_ellipse(img: np.ndarray, mask: np.ndarray, *, exclude: np.ndarray | None
 
     lo, hi = lo_all[free], hi_all[free]
     q0 = np.clip(full[free], lo + 1e-6, hi - 1e-6)
-    if noise_model == "poisson":
-        scale = noise * np.sqrt(np.clip(model(q0) / bgl, 0.05, None)) if bgl > 0 else np.full(y.shape, noise)
-    elif noise_model == "constant":
-        scale = noise
-    else:
-        raise ValueError(f"noise_model must be 'constant' or 'poisson', got {noise_model!r}")
     try:
-        res = least_squares(lambda q: (model(q) - y) / scale, q0, bounds=(lo, hi), x_scale="jac",
+        res = least_squares(lambda q: (model(q) - y) / noise, q0, bounds=(lo, hi), x_scale="jac",
                             diff_step=1e-4, max_nfev=200)
     except (ValueError, np.linalg.LinAlgError):
         return None
@@ -246,7 +235,7 @@ def series_polarity(frames, labels) -> int:
 def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int = 5, polarity: int | None = None,
                  sigma_px: float | None = None, n_psf: int = 24,
                  shared_angle: bool = True, max_detections: int | None = 5000, static_passes: int = 1,
-                 shared_contrast: bool = False, static_kw: dict | None = None, noise_model: str = "constant",
+                 shared_contrast: bool = False, static_kw: dict | None = None,
                  events=None):
     """Fitted axis lengths for every detection of tracks with at least ``min_frames`` detections.
 
@@ -271,7 +260,6 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     without it one refit per frame. ``shared_contrast``: hold
     the contrast at the track's median in that refit (measured: no better on the simulator,
     worse on seeds 10-19). ``static_kw``: options of :func:`static_residual`.
-    ``noise_model``: see :func:`fit_ellipse`.
 
     Measured on the growth simulator with crystals rendered by their projected area (seeds 0-19,
     151 fits of >= 10 frames, same detections): the default (constant noise, static pass, shared
@@ -279,7 +267,8 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     with 97.4% / 88.1% of rates within 5% where an unbiased estimator at the floor would get
     98.7% / 90.2%; per frame the fitted axes scatter by 0.9-1.2x their standard errors. Without
     the static pass: 1.5x the floor, 92.7% / 77.5%. ``shared_contrast``: minor 90.7%, major 96.7%
-    (mixed). ``noise_model="poisson"``: the floor 6% lower, the errors not (97% / 87.5%).
+    (mixed). Pixels weighted by a Poisson variance (proportional to the model intensity; an
+    option removed since): the floor 6% lower, the errors not (97% / 87.5%).
 
     ``events``: the events table (:func:`cryomat.tracking.series.find_events`); a track that others
     merged into is, from each merge frame on, a different object (an aggregate), so its frames
@@ -338,7 +327,7 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
         kw = dict(kw)
         if kw.get("init") is not None:
             kw["init"] = (kw["init"][0] - r0, kw["init"][1] - c0, *kw["init"][2:])
-        r = fit_ellipse(img, lc == lb, exclude=(lc > 0) & (lc != lb), polarity=polarity, noise_model=noise_model, **kw)
+        r = fit_ellipse(img, lc == lb, exclude=(lc > 0) & (lc != lb), polarity=polarity, **kw)
         if r is not None:
             r["row_px"] += r0
             r["col_px"] += c0
