@@ -44,6 +44,19 @@ def ellipse_perimeter(a: float, b: float) -> float:
     return float(np.pi * (a + b) * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h))))
 
 
+def _intersect_lines(lines: list, min_sin: float) -> list | None:
+    """Corners of a closed polygon from its side lines ``(unit normal n, offset c)`` (points x with
+    ``n . x = c``), in order: corner i is where side i meets side i + 1 (the last meets the first).
+    None when two consecutive sides are closer to parallel than ``|sin(angle)| < min_sin``."""
+    verts = []
+    for (n1, c1), (n2, c2) in zip(lines, lines[1:] + lines[:1]):
+        det = n1[0] * n2[1] - n1[1] * n2[0]
+        if abs(det) < min_sin:
+            return None
+        verts.append(((c1 * n2[1] - c2 * n1[1]) / det, (n1[0] * c2 - n2[0] * c1) / det))
+    return verts
+
+
 def polygon_moments(poly) -> tuple[float, np.ndarray, np.ndarray]:
     """Area, centroid (row, col) and 2x2 central second-moment matrix per unit area.
 

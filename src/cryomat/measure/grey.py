@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from cryomat.measure.geometry import (_direct_ellipse, conic_axes, feret_diameters, polygon_area, polygon_moments,
-                                      polygon_perimeter)
+from cryomat.measure.geometry import (_direct_ellipse, _intersect_lines, conic_axes, feret_diameters, polygon_area,
+                                      polygon_moments, polygon_perimeter)
 from cryomat.measure.outline import _straight_polygon
 
 GREY_MIN_CONTRAST_SNR = 8.0  # the object/support step must exceed this many support noise sigmas
@@ -253,13 +253,8 @@ def _points_polygon(points: np.ndarray, min_frac: float = 0.5, coverage: float =
         if near.sum() < 3:
             return None
         lines.append(_tls_line(points[near]))
-    verts = []
-    for (n1, c1), (n2, c2) in zip(lines, lines[1:] + lines[:1]):
-        det = n1[0] * n2[1] - n1[1] * n2[0]
-        if abs(det) < np.sin(np.deg2rad(20)):  # consecutive sides must meet at a corner
-            return None
-        verts.append(((c1 * n2[1] - c2 * n1[1]) / det, (n1[0] * c2 - n2[0] * c1) / det))
-    return np.array(verts)
+    verts = _intersect_lines(lines, np.sin(np.deg2rad(20)))  # consecutive sides must meet at a corner
+    return None if verts is None else np.array(verts)
 
 
 def _grey_shape(points: np.ndarray, mask: np.ndarray) -> dict | None:
@@ -302,13 +297,7 @@ def _grey_shape(points: np.ndarray, mask: np.ndarray) -> dict | None:
                 nv = np.array([tan[i, 1], -tan[i, 0]])
                 lines.append((nv, float(nv @ verts[i])))
         if lines is not None:
-            vv = []
-            for (n1, c1), (n2, c2) in zip(lines, lines[1:] + lines[:1]):
-                det = n1[0] * n2[1] - n1[1] * n2[0]
-                if abs(det) < 0.2:
-                    vv = None
-                    break
-                vv.append(((c1 * n2[1] - c2 * n1[1]) / det, (n1[0] * c2 - n2[0] * c1) / det))
+            vv = _intersect_lines(lines, 0.2)
             if vv is not None:
                 # the intersections are in the order side i / side i+1: vertex i+1 of the polygon
                 poly = np.roll(np.array(vv), 1, axis=0)

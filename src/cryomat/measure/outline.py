@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from cryomat.measure.geometry import convex_hull, feret_diameters, polygon_area, polygon_perimeter, separating_ellipse
+from cryomat.measure.geometry import (_intersect_lines, convex_hull, feret_diameters, polygon_area, polygon_perimeter,
+                                       separating_ellipse)
 
 CONTOUR_SIGMA_PX = 1.0
 
@@ -243,12 +244,9 @@ def _straight_polygon(m: np.ndarray, *, min_frac: float = 0.5, coverage: float =
     if len(lines) == 4:
         inner = np.argwhere(m & ~ndi.binary_erosion(m)).astype(np.float64)
         lines = _rectangle_lines(lines, feas, [s_[2] for s_ in long_], inner, q) or lines
-    verts = []
-    for (n1, c1), (n2, c2) in zip(lines, lines[1:] + lines[:1]):
-        det = n1[0] * n2[1] - n1[1] * n2[0]
-        if abs(det) < np.sin(np.deg2rad(20)):  # consecutive sides must meet at a corner
-            return None
-        verts.append(((c1 * n2[1] - c2 * n1[1]) / det, (n1[0] * c2 - n2[0] * c1) / det))
+    verts = _intersect_lines(lines, np.sin(np.deg2rad(20)))  # consecutive sides must meet at a corner
+    if verts is None:
+        return None
     verts = np.array(verts)
     # a rasterised polygon's pixel count is its area to well within 0.1 px per unit of perimeter;
     # a curved outline read as a polygon (tangent lines of a small disc) is larger
