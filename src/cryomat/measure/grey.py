@@ -296,11 +296,10 @@ def _grey_shape(points: np.ndarray, mask: np.ndarray) -> dict | None:
             else:  # no partly covered pixel along it: the side runs on pixel edges, as the mask says
                 nv = np.array([tan[i, 1], -tan[i, 0]])
                 lines.append((nv, float(nv @ verts[i])))
-        if lines is not None:
-            vv = _intersect_lines(lines, 0.2)
-            if vv is not None:
-                # the intersections are in the order side i / side i+1: vertex i+1 of the polygon
-                poly = np.roll(np.array(vv), 1, axis=0)
-                fmax, fmin, _ = feret_diameters(poly)
-                return {"outline": poly, "feret_max": fmax, "feret_min": fmin, "moments": polygon_moments(poly)[2]}
+        vv = _intersect_lines(lines, 0.2)
+        if vv is not None:
+            # the intersections are in the order side i / side i+1: vertex i+1 of the polygon
+            poly = np.roll(np.array(vv), 1, axis=0)
+            fmax, fmin, _ = feret_diameters(poly)
+            return {"outline": poly, "feret_max": fmax, "feret_min": fmin, "moments": polygon_moments(poly)[2]}
     return None
