@@ -37,6 +37,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.optimize import least_squares
 
+from cryomat.tracking.series import merge_events
+
 _SUB = 3  # sub-samples per pixel and axis for the coverage of the ellipse
 FIT_COLUMNS = ["major_axis_fit_nm", "minor_axis_fit_nm", "major_axis_sd_nm", "minor_axis_sd_nm",
                "orientation_fit_deg", "row_fit_px", "col_fit_px", "psf_sigma_px", "fit_chi2", "fit_chi2_near"]
@@ -343,13 +345,12 @@ def measure_axes(tracks, frames, labels, *, pixel_size: float, min_frames: int =
     for i in progress(idx, total=len(idx), desc="axes"):
         fits[i] = one(i, fit_sigma=False, sigma0=sigma_px)
     seg = pd.Series(0, index=idx)
-    if events is not None and len(events):
-        # frames of a track from a merge into it on are another object: their own group
-        for e in events[events["event"] == "merge"].itertuples():
-            if e.into_track is None or pd.isna(e.into_track):
-                continue
-            sel = (tr.loc[idx, "track"] == int(e.into_track)) & (tr.loc[idx, "frame"] >= int(e.frame))
-            seg[sel.to_numpy()] += 1
+    # frames of a track from a merge into it on are another object: their own group
+    for frame, _, into in merge_events(events):
+        if into is None:
+            continue
+        sel = (tr.loc[idx, "track"] == into) & (tr.loc[idx, "frame"] >= frame)
+        seg[sel.to_numpy()] += 1
     for _, g in tr.loc[idx].groupby([tr.loc[idx, "track"], seg]):
         rs = [(i, fits[i]) for i in g.index if fits[i] is not None]
         if not rs:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cryomat.tracking.series import merge_events
+
 
 def _ols(t, y):
     """Slope, intercept, slope 95% half-width, residual sum of squares."""
@@ -317,13 +319,10 @@ def growth_table(tracks: pd.DataFrame, events: pd.DataFrame | None = None, *, mi
         chi_limit = max_misfit * float(tracks["fit_chi2_near"].median())
     cut = {}
     merged = set()
-    if events is not None and len(events):
-        for e in events[events["event"] == "merge"].itertuples():
-            ids = [int(x) for x in str(e.tracks).split()]
-            merged |= set(ids)
-            if e.into_track is not None and not pd.isna(e.into_track):
-                t = int(e.into_track)
-                cut[t] = min(cut.get(t, 10**9), int(e.frame))
+    for frame, ids, into in merge_events(events):
+        merged |= set(ids)
+        if into is not None:
+            cut[into] = min(cut.get(into, 10**9), frame)
     for tid, g in tracks.groupby("track"):
         g = g.sort_values("frame")
         if int(tid) in cut:

@@ -266,6 +266,19 @@ def find_events(tracks: pd.DataFrame, labels: np.ndarray, *, min_overlap_px: int
     return out.sort_values(["frame", "event"], kind="stable").reset_index(drop=True)
 
 
+def merge_events(events: pd.DataFrame | None) -> list[tuple[int, list[int], int | None]]:
+    """The merges of an events table (:func:`find_events`), in table order: ``(frame, tracks
+    that merged, track they merged into)``, the last None where unknown; empty for None or an
+    empty table."""
+    if events is None or not len(events):
+        return []
+    out = []
+    for e in events[events["event"] == "merge"].itertuples():
+        into = None if e.into_track is None or pd.isna(e.into_track) else int(e.into_track)
+        out.append((int(e.frame), [int(x) for x in str(e.tracks).split()], into))
+    return out
+
+
 def _mask_in(lab: np.ndarray, lb: int, shift, box) -> np.ndarray:
     """Object ``lb`` of ``lab`` moved by the integer ``shift`` (row, col), inside ``box`` (two slices)."""
     out = np.zeros((box[0].stop - box[0].start, box[1].stop - box[1].start), bool)
