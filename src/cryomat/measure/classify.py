@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cryomat.measure.gaussian import gaussian_posterior, shrunk_gaussians
 from cryomat.measure.fractions import class_fractions, compare_groups, posterior_fractions, wilson_interval
 from cryomat.measure.projection import PROJECTION_COLUMNS
 from cryomat.measure.supervised import (MODELS, Classifier, SemiSupervisedGaussian, class_probabilities,
@@ -297,25 +298,13 @@ def _equal_prior_em(z, resp, n_iter: int = 30, reg: float = 1e-3, shrinkage: flo
     by ``shrinkage`` (default :data:`PARTITION_SHRINKAGE`). Returns (labels, responsibilities,
     log-likelihood up to a constant; -inf when a class emptied and the start is returned)."""
     shrinkage = PARTITION_SHRINKAGE if shrinkage is None else float(shrinkage)
-    k = resp.shape[1]
     start = (resp.argmax(1), resp, -np.inf)
     loglik = -np.inf
     for _ in range(int(n_iter)):
         w = resp.sum(0)
         if np.any(w < 1e-9):  # an emptied class: keep the mixture's partition
             return start
-        mu = (resp.T @ z) / w[:, None]
-        scat = [(resp[:, j, None] * (z - mu[j])).T @ (z - mu[j]) for j in range(k)]
-        pooled = sum(scat) / len(z)
-        covs = [(1 - shrinkage) * sj / wj + shrinkage * pooled + reg * np.eye(z.shape[1]) for sj, wj in zip(scat, w)]
-        prec = np.stack([np.linalg.inv(c) for c in covs])
-        logdet = np.array([np.linalg.slogdet(c)[1] for c in covs])
-        d = z[:, None, :] - mu[None]
-        q = -0.5 * (np.einsum("nki,kij,nkj->nk", d, prec, d) + logdet[None])
-        top = q.max(1, keepdims=True)
-        q = np.exp(q - top)
-        loglik = float(np.sum(np.log(q.sum(1)) + top[:, 0]))  # up to a constant
-        resp = q / q.sum(1, keepdims=True)
+        resp, loglik = gaussian_posterior(z, *shrunk_gaussians(z, resp, shrinkage, reg, len(z)))
     return resp.argmax(1), resp, loglik
 
 

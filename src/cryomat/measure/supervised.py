@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from cryomat.measure.gaussian import gaussian_posterior, shrunk_gaussians
+
 MODELS = ("auto", "gaussian", "logistic", "forest")
 
 
@@ -73,22 +75,12 @@ class SemiSupervisedGaussian(ClassifierMixin, BaseEstimator):
         for it in range(int(self.n_iter) + 1):
             if it and len(zu):
                 r[len(zl):] = self._posterior(zu)
-            w = r.sum(0)
-            self.means_ = (r.T @ z) / np.maximum(w, 1e-12)[:, None]
-            scat = [(r[:, k, None] * (z - self.means_[k])).T @ (z - self.means_[k]) for k in range(len(w))]
-            pooled = sum(scat) / r.sum()
-            lam = float(self.shrinkage)
-            eye = self.reg * np.eye(z.shape[1])
-            covs = [(1 - lam) * sk / max(wk, 1e-12) + lam * pooled + eye for sk, wk in zip(scat, w)]
-            self.precision_ = np.stack([np.linalg.inv(c) for c in covs])
-            self.logdet_ = np.array([np.linalg.slogdet(c)[1] for c in covs])
+            self.means_, self.precision_, self.logdet_ = shrunk_gaussians(z, r, float(self.shrinkage), self.reg,
+                                                                          r.sum())
         return self
 
     def _posterior(self, z):
-        d = z[:, None, :] - self.means_[None]
-        q = -0.5 * (np.einsum("nki,kij,nkj->nk", d, self.precision_, d) + self.logdet_[None])
-        q = np.exp(q - q.max(1, keepdims=True))
-        return q / q.sum(1, keepdims=True)
+        return gaussian_posterior(z, self.means_, self.precision_, self.logdet_)[0]
 
     def predict_proba(self, x):
         return self._posterior(self._z(x))
