@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 
 from cryomat.measure.geometry import (_direct_ellipse, _intersect_lines, conic_axes, feret_diameters, polygon_area,
                                       polygon_moments, polygon_perimeter)
-from cryomat.measure.outline import _straight_polygon
+from cryomat.measure.polygon import _straight_polygon
 
 GREY_MIN_CONTRAST_SNR = 8.0  # the object/support step must exceed this many support noise sigmas
 GREY_CORNER_PX = 1.5  # edge points this close to a polygon's corner are left out of its side fits
@@ -207,7 +207,7 @@ def _points_polygon(points: np.ndarray, min_frac: float = 0.5, coverage: float =
     the smallest width long are sides when they make up ``coverage`` of the hull's perimeter;
     each side is the total-least-squares line of the points within the tolerance of its chord,
     the vertices the intersections of consecutive sides (the counterpart of
-    :func:`cryomat.measure.outline._straight_polygon` for points, used when noise leaves the
+    :func:`cryomat.measure.polygon._straight_polygon` for points, used when noise leaves the
     raster no exact one)."""
     from scipy.spatial import ConvexHull
 
