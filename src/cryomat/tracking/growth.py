@@ -38,21 +38,43 @@ def _ols(t, y):
 BIW = 3.5
 
 
+def _weights(sd, n, *, floor: float = 1e-24) -> np.ndarray:
+    """``1 / sd^2`` (``sd^2`` clipped at ``floor``; NaN entries get the median weight), or ones
+    without ``sd``."""
+    if sd is None:
+        return np.ones(n)
+    w = 1.0 / np.clip(np.asarray(sd, float) ** 2, floor, None)
+    return np.where(np.isfinite(w), w, np.nanmedian(w) if np.isfinite(w).any() else 1.0)
+
+
+def _wls_coef(A, y, w) -> np.ndarray:
+    """Weighted least-squares coefficients of ``y ~ A`` (weights ``w``)."""
+    sw = np.sqrt(w)
+    return np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)[0]
+
+
+def _slope_ci95(t, w, wrss: float) -> float:
+    """95% half-width of a weighted line's slope (weights ``w``) from its weighted residual sum of
+    squares ``wrss`` (Student t, n - 2 degrees of freedom); NaN for 2 points or fewer."""
+    n = len(t)
+    if n <= 2:
+        return float("nan")
+    tw = np.sum(w * t) / np.sum(w)
+    return float(stats.t.ppf(0.975, n - 2) * np.sqrt(wrss / (n - 2) / np.sum(w * (t - tw) ** 2)))
+
+
 def _huber_line(t, y, sd=None, *, k: float = 1.345, iterations: int = 20):
     """Straight line by iteratively reweighted least squares with Huber weights (Huber, Ann. Math.
     Stat. 35, 73, 1964, doi:10.1214/aoms/1177703732), each point also weighted by ``1/sd^2``
     (its measurement variance) when ``sd`` is given. A frame whose axis is off by far more than
     its uncertainty (a neighbour touching, a second crystal on the first) pulls the line only
     with a bounded weight. Returns slope, intercept, slope 95% half-width, final weights."""
-    n = len(t)
-    w0 = np.ones(n) if sd is None else 1.0 / np.clip(np.asarray(sd, float) ** 2, 1e-12, None)
-    w0 = np.where(np.isfinite(w0), w0, np.nanmedian(w0) if np.isfinite(w0).any() else 1.0)
+    w0 = _weights(sd, len(t), floor=1e-12)
     w = w0.copy()
     A = np.stack([t, np.ones_like(t)], axis=1)
     coef = np.zeros(2)
     for _ in range(iterations):
-        sw = np.sqrt(w)
-        coef_new = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)[0]
+        coef_new = _wls_coef(A, y, w)
         z = (y - A @ coef_new) * np.sqrt(w0)  # residuals in units of each point's uncertainty
         scale = 1.4826 * np.median(np.abs(z)) + 1e-12
         u = np.abs(z) / (k * scale) if np.isfinite(k) else np.zeros_like(z)
@@ -61,15 +83,9 @@ def _huber_line(t, y, sd=None, *, k: float = 1.345, iterations: int = 20):
         coef = coef_new
         if done:
             break
-    if n > 2:
-        resid = y - A @ coef
-        s2 = float(np.sum(w * resid**2)) / (n - 2)
-        tw = np.sum(w * t) / np.sum(w)
-        var = s2 / np.sum(w * (t - tw) ** 2)
-        half = stats.t.ppf(0.975, n - 2) * np.sqrt(var)
-    else:
-        half = np.nan
-    return float(coef[0]), float(coef[1]), float(half), w / w0
+    # the interval with the final weights (from the final residuals, not those of the last solve)
+    half = _slope_ci95(t, w, float(np.sum(w * (y - A @ coef) ** 2)))
+    return float(coef[0]), float(coef[1]), half, w / w0
 
 
 def axis_jump(t, y, sd=None, *, min_side: int = 3):
@@ -90,9 +106,7 @@ def axis_jump(t, y, sd=None, *, min_side: int = 3):
     n = len(t)
     if n < 2 * min_side + 1:
         return None, 0.0, 0.0
-    w = np.ones(n) if sd is None else 1.0 / np.clip(np.asarray(sd, float) ** 2, 1e-12, None)
-    w = np.where(np.isfinite(w), w, np.nanmedian(w) if np.isfinite(w).any() else 1.0)
-    sw = np.sqrt(w)
+    sw = np.sqrt(_weights(sd, n, floor=1e-12))
     tc = (t - t.mean()) / (np.ptp(t) + 1e-12)
     base = np.stack([np.ones(n), tc, tc**2], axis=1)
 
@@ -129,27 +143,13 @@ def _slope_se_floor(t, sd) -> float:
     return float(1.0 / np.sqrt(np.sum(w * (t - tw) ** 2)))
 
 
-def _weights(sd, n) -> np.ndarray:
-    """``1 / sd^2`` (NaN entries get the median weight), or ones without ``sd``."""
-    if sd is None:
-        return np.ones(n)
-    w = 1.0 / np.clip(np.asarray(sd, float) ** 2, 1e-24, None)
-    return np.where(np.isfinite(w), w, np.nanmedian(w) if np.isfinite(w).any() else 1.0)
-
-
 def _wls(t, y, w):
-    """Weighted straight line: slope, intercept, slope 95% half-width (scaled by the residuals)."""
+    """Weighted straight line: slope, intercept, slope 95% half-width (scaled by the residuals).
+    The same line as :func:`_huber_line` with ``k=np.inf`` (which takes ``sd`` instead of ``w``)."""
     A = np.stack([t, np.ones_like(t)], axis=1)
-    sw = np.sqrt(w)
-    coef = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)[0]
-    n = len(t)
-    if n > 2:
-        r = (y - A @ coef) * sw
-        tw = np.sum(w * t) / np.sum(w)
-        half = stats.t.ppf(0.975, n - 2) * np.sqrt(float(r @ r) / (n - 2) / np.sum(w * (t - tw) ** 2))
-    else:
-        half = np.nan
-    return float(coef[0]), float(coef[1]), float(half)
+    coef = _wls_coef(A, y, w)
+    r = (y - A @ coef) * np.sqrt(w)
+    return float(coef[0]), float(coef[1]), _slope_ci95(t, w, float(r @ r))
 
 
 def _aic(rss, n, k):
