@@ -168,8 +168,10 @@ def fit_growth(t_s, major_nm, minor_nm, *, robust: bool = False, major_sd_nm=Non
     when given) is reported beside them and never changes them, so a linear crystal's rate is not
     degraded by a wrong law choice. The parabolic rate constants ``parabolic_K_nm2_per_s``
     (major axis) and ``parabolic_K_minor_nm2_per_s`` are the slopes of ``L^2`` against ``t``
-    (Huber-weighted like the rates, variance ``(2 L sd)^2``), with 95% intervals and noise floors
-    (``*_se_floor_*``), reported whatever the law.
+    (frames weighted by ``1 / (2 L sd)^2`` when ``sd`` is given; Huber IRLS with the default
+    ``method="huber"``, plain weighted least squares with ``method="wls"`` or ``"ols"`` and with
+    ``robust=True``, whose Theil-Sen slopes are the rates' only), with 95% intervals and noise
+    floors (``*_se_floor_*``), reported whatever the law.
 
     ``method``: "huber" (default: Huber IRLS, frames weighted by ``1/sd^2`` when given, see
     :func:`_huber_line`), "wls" (weighted least squares, no down-weighting of outliers) or
