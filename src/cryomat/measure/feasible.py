@@ -24,9 +24,13 @@ they are analysis tools (tens of ms to seconds per object), not used by ``partic
   ``u_q >= o1, v_q >= o2``; scanning ``theta`` and ``(o1, o2)`` on grids gives the range of
   ``s`` (an inner bracket up to the grid step). Rectangles add the pair of upper offsets.
 
-Every reported extreme is checked by rasterising the shape it stands for and comparing with the
-mask (all pixels of the padded frame), so the ranges are inner brackets of the true feasible
-ranges: half their width is a valid lower bound on any estimator's worst-case error.
+The ellipse and square extremes are checked by rasterising the shape they stand for and comparing
+with the mask (all pixels of the padded frame): an ellipse support point that fails is dropped,
+a square extreme that fails is moved inwards by one grid step, so those ranges are inner
+brackets of the true feasible ranges and half their width is a valid lower bound on any
+estimator's worst-case error. :func:`rectangle_ranges` checks nothing: its ranges rest on the
+inside boundary centres and a 1-px ring of outside centres only (a farther pixel is assumed not
+to bind), an inner bracket only under that assumption.
 
 References
 ----------
