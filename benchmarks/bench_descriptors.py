@@ -60,6 +60,7 @@ from common import write_result  # noqa: E402
 
 from cryomat.measure import particle_table  # noqa: E402
 from cryomat.measure.geometry import ellipse_perimeter  # noqa: E402
+from cryomat.simulate.shapes import shape_mask  # noqa: E402
 
 
 def _frame(half: float) -> int:
@@ -70,14 +71,7 @@ def _raster(kind: str, a: float, b: float, theta: float, off, strict: bool = Fal
     """Mask (n x n) of a disc/ellipse (semi-axes a, b) or a square/rectangle (sides a, b) rotated
     by theta (counter-clockwise as displayed) centred ``off`` from the frame centre."""
     n = n or _frame(max(a, b) * (0.75 if kind == "square" else 1.0))
-    rr, cc = np.mgrid[:n, :n]
-    y, x = rr - n // 2 - off[0], cc - n // 2 - off[1]
-    u = x * np.cos(theta) - y * np.sin(theta)
-    v = x * np.sin(theta) + y * np.cos(theta)
-    if kind == "square":
-        return (np.abs(u) <= a / 2) & (np.abs(v) <= b / 2)
-    q = (u / a) ** 2 + (v / b) ** 2
-    return q < 1 if strict else q <= 1
+    return shape_mask("rectangle" if kind == "square" else "ellipse", a, b, theta, off, n, strict=strict)
 
 
 def _cases(rng, quick: bool):

@@ -13,6 +13,7 @@ from cryomat.cli.main import main
 from cryomat.io.writers import write_mrc
 from cryomat.measure import particle_table
 from cryomat.simulate.particles import particle_image
+from cryomat.simulate.shapes import shape_coverage
 
 
 def _segment(tmp_path, name, seed):
@@ -59,17 +60,9 @@ def test_option_misuse_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "s" / "results.json").exists()
 
 
-def _coverage_rectangle(shape, r0, c0, h, w, ss=8):
-    """Area-coverage rendering of an axis-aligned h x w rectangle with its corner at (r0, c0) px."""
-    y = (np.arange(shape[0] * ss) + 0.5) / ss - 0.5
-    x = (np.arange(shape[1] * ss) + 0.5) / ss - 0.5
-    inside = ((y >= r0) & (y < r0 + h))[:, None] & ((x >= c0) & (x < c0 + w))[None, :]
-    return inside.reshape(shape[0], ss, shape[1], ss).mean(axis=(1, 3))
-
-
 def test_grey_outline_leaves_border_objects_to_the_mask():
-    shape = (64, 64)
-    cover = _coverage_rectangle(shape, -6.3, 40.4, 20.0, 30.0)  # cut by the top and right borders
+    # a 20 x 30 px rectangle with its corner at (-6.3, 40.4) px: cut by the top and right borders
+    cover = shape_coverage("rectangle", 30.0, 20.0, 0.0, (3.7 - 32, 55.4 - 32), 64)
     img = 100.0 - 40.0 * cover
     lab = (cover >= 0.5).astype(np.int32)
     by_mask = particle_table(lab, img, pixel_size=10.0)

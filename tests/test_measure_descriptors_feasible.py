@@ -11,29 +11,19 @@ import pytest
 
 from cryomat.measure import particle_table, shape_descriptors
 from cryomat.measure.feasible import ellipse_ranges, rectangle_ranges, square_ranges
+from cryomat.simulate.shapes import shape_coverage, shape_mask
+
+_KIND = {"rect": "rectangle", "ellipse": "ellipse"}
 
 
 def _raster(kind, a, b, theta, off, n=None):
-    """Pixel-centre raster: ellipse semi-axes a, b or rectangle sides a, b, rotated by theta."""
-    n = n or int(2 * max(a, b) + 14)
-    rr, cc = np.mgrid[:n, :n]
-    y, x = rr - n // 2 - off[0], cc - n // 2 - off[1]
-    u = x * np.cos(theta) - y * np.sin(theta)
-    v = x * np.sin(theta) + y * np.cos(theta)
-    if kind == "rect":
-        return (np.abs(u) <= a / 2) & (np.abs(v) <= b / 2)
-    return (u / a) ** 2 + (v / b) ** 2 <= 1
+    """Pixel-centre raster: ellipse semi-axes a, b or rectangle ("rect") sides a, b, rotated by theta."""
+    return shape_mask(_KIND[kind], a, b, theta, off, n or int(2 * max(a, b) + 14))
 
 
-def _coverage(kind, a, b, theta, off, n, ss=16):
-    """Area-coverage (anti-aliased) rendering of the same shapes, ss x ss supersampling."""
-    g = (np.arange(n * ss) + 0.5) / ss - 0.5
-    rr, cc = np.meshgrid(g, g, indexing="ij")
-    y, x = rr - n // 2 - off[0], cc - n // 2 - off[1]
-    u = x * np.cos(theta) - y * np.sin(theta)
-    v = x * np.sin(theta) + y * np.cos(theta)
-    inside = ((np.abs(u) <= a / 2) & (np.abs(v) <= b / 2)) if kind == "rect" else ((u / a) ** 2 + (v / b) ** 2 <= 1)
-    return inside.reshape(n, ss, n, ss).mean(axis=(1, 3))
+def _coverage(kind, a, b, theta, off, n):
+    """Area-coverage (anti-aliased) rendering of the same shapes, 16 x 16 supersampling."""
+    return shape_coverage(_KIND[kind], a, b, theta, off, n)
 
 
 def test_small_ellipse_aspect_inside_feasible_set_and_information_limit():
