@@ -24,13 +24,15 @@ def add_arguments(p):
     add_out(p)
     p.add_argument("--n-classes", type=_n_classes, default="auto", metavar="K|auto",
                    help="number of classes for unsupervised grouping (default auto: K = 2..7 chosen by --k-criterion; "
-                        "1 when even the best silhouette is below 0.25: no class structure)")
+                        "1, no class structure, when the chosen K's silhouette is below 0.25 or does not beat that of "
+                        "one Gaussian population by 0.05)")
     p.add_argument("--k-criterion", choices=["silhouette", "bic"], default="silhouette",
                    help="how auto chooses K: highest mean silhouette of the mixture's partition (default) or "
                         "lowest BIC (tends to over-split non-Gaussian classes)")
     p.add_argument("--model", choices=["auto", "gaussian", "logistic", "forest"], default="auto",
-                   help="supervised classifier: gaussian (shared-covariance Gaussian classes fitted by EM over the "
-                        "labelled and the unlabelled particles), class-balanced logistic regression or random forest; "
+                   help="supervised classifier: gaussian (Gaussian classes, covariances shrunk toward the pooled one, "
+                        "fitted by EM over the labelled and the unlabelled particles), class-balanced logistic "
+                        "regression or random forest; "
                         "auto = gaussian, with the cross-validated macro-F1 of all three reported (default)")
     p.add_argument("--labels", type=input_file, metavar="CSV",
                    help="labelled objects: columns image, label, class (label = row of particles.csv) or image, "

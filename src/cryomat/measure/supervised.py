@@ -1,7 +1,7 @@
 """Supervised morphology classification from a few labelled particles.
 
-- :class:`SemiSupervisedGaussian`: shared-covariance Gaussian classes fitted by EM over the
-  labelled and the unlabelled particles (class-balanced).
+- :class:`SemiSupervisedGaussian`: Gaussian classes (covariances shrunk toward the pooled one)
+  fitted by EM over the labelled and the unlabelled particles (class-balanced).
 - :func:`train_classifier` / :func:`predict_classes`: the classifier used by ``cryomat classify
   --labels`` (semi-supervised Gaussian by default; class-balanced logistic regression or random
   forest on request, with their cross-validated macro-F1 reported).
